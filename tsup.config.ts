@@ -1,0 +1,16 @@
+import { defineConfig } from 'tsup';
+
+// One build, two formats: ESM (.js) and CJS (.cjs), each with its own .d.ts/.d.cts so that
+// `exports` resolves types correctly under both `import` and `require` (checked by publint).
+export default defineConfig({
+  entry: { index: 'src/index.ts', testing: 'src/testing.ts' },
+  format: ['esm', 'cjs'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  target: 'node20',
+  platform: 'node',
+  splitting: true,
+  shims: true,
+  external: ['koffi'],
+});

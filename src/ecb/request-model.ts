@@ -350,7 +350,7 @@ export class RequestModel {
   /**
    * GetServerVariable as IIS resolves names (ISAPI.md §6): case-insensitive; `HTTP_<NAME>` matches a header
    * with `-` written as `_`; `HEADER_<Name>` matches literally; `UNICODE_` works for server variables only.
-   * Policy for repeated headers in HTTP_*/HEADER_*: joined with ", " (unverified on IIS).
+   * Policy for repeated headers in HTTP_ and HEADER_ lookups: joined with ", " (unverified on IIS).
    */
   lookup(name: string): VariableLookup {
     const upper = name.toUpperCase();
@@ -373,6 +373,13 @@ export class RequestModel {
     }
     if (values === null || values.length === 0) return undefined;
     return toAnsi(values.join(', '));
+  }
+
+  /** What the client asked for: HTTP/1.1 keeps the connection unless `Connection: close`; 1.0 only with keep-alive. */
+  clientKeepsAlive(): boolean {
+    const connection = (this.lookup('HTTP_CONNECTION')?.toString('latin1') ?? '').toLowerCase();
+    if (this.httpVersion === '1.0') return /\bkeep-alive\b/.test(connection);
+    return !/\bclose\b/.test(connection);
   }
 
   /** Bytes of the terminating NUL for a variable: 2 for UNICODE_*, else 1. */

@@ -1,0 +1,28 @@
+/**
+ * The GetServerVariable conventions shared by every ECB form (ISAPI.md §6).
+ *
+ * - The size counts bytes and includes the terminator: one NUL byte, or two for `UNICODE_*` names (UTF-16LE).
+ * - A FALSE return with last error 122 means "too small, the required size is now in *lpdwSize"; retry once.
+ * - 1413 means the name is unknown; 232 means it exists but has no data here. Both surface as `null`.
+ */
+
+/** Initial buffer size: large enough for nearly every variable, so the common case makes one call. */
+export const INITIAL_VARIABLE_BUFFER = 1024;
+/** The most we accept for one variable (ALL_RAW with huge cookies included). Past it, the caller gets an error. */
+export const MAX_VARIABLE_BYTES = 1 << 20;
+
+export function isUnicodeVariable(name: string): boolean {
+  // Only the first 8 characters matter; avoid upper-casing the whole name on the hot path.
+  return name.length > 8 && name.slice(0, 8).toUpperCase() === 'UNICODE_';
+}
+
+/** Strip the terminator from a returned size: bytes of value = size − terminator. */
+export function valueLength(name: string, sizeWithTerminator: number): number {
+  const t = isUnicodeVariable(name) ? 2 : 1;
+  return Math.max(0, sizeWithTerminator - t);
+}
+
+/** `UNICODE_*` variables are UTF-16LE (WCHAR on Windows); the rest are ANSI bytes, read as latin1 to keep every byte. */
+export function decodeVariable(name: string, value: Buffer): string {
+  return isUnicodeVariable(name) ? value.toString('utf16le') : value.toString('latin1');
+}

@@ -20,3 +20,9 @@ export type {
 export { NativeEcb } from './ecb/native-ecb.js';
 export { UNKNOWN_LENGTH, DEFAULT_READ_AHEAD } from './ecb/request-model.js';
 export { releaseIoCompletion } from './ecb/io-completion.js';
+export { createExtension, type IsapiExtension, type ExtensionOptions } from './handlers/create-extension.js';
+export { SimpleHandler, type SimpleHandlerOptions } from './handlers/simple-handler.js';
+export type { IsapiHandler } from './handlers/handler.js';
+export type { NativeEntryPoints } from './ecb/entry-points.js';
+export type { RequestListener, IsapiIncomingMessage, ExchangeOptions } from './http/exchange.js';
+export type { IsapiRequestInfo, IsapiUser } from './http/request-info.js';

@@ -1,0 +1,111 @@
+/**
+ * createExtension: the ISAPI extension object whose three methods are the DLL's exports, over raw addresses
+ * (DESIGN.md "Public API"). An extension module's default export is one of these; a loader DLL calls the
+ * function pointers from `nativeEntryPoints()`.
+ */
+import type { Ecb } from '../ecb/ecb.js';
+import { HSE_STATUS_ERROR, HSE_STATUS_PENDING } from '../ecb/constants.js';
+import { registerEntryPoints, writeVersionInfo, type NativeEntryPoints } from '../ecb/entry-points.js';
+import { NativeEcb } from '../ecb/native-ecb.js';
+import { invalidArgument } from '../errors.js';
+import type { IsapiHandler } from './handler.js';
+
+export interface ExtensionOptions {
+  /** HSE_VERSION_INFO's description (ASCII, at most 255 characters). */
+  readonly description?: string;
+  /** Where the extension reports its own failures. Default: console.error. */
+  readonly onError?: (error: unknown) => void;
+}
+
+export interface IsapiExtension {
+  GetExtensionVersion(pVer: bigint): boolean;
+  HttpExtensionProc(pEcb: bigint): number;
+  TerminateExtension(dwFlags: number): boolean;
+  /** Native function pointers with the exact WINAPI prototypes: what a loader calls. Registered once. */
+  nativeEntryPoints(): NativeEntryPoints;
+  /** Run one request on any Ecb (MockEcb in tests, inject()). Returns HSE_STATUS_*. */
+  dispatch(ecb: Ecb): number;
+  /** Resolves when TerminateExtension's drain is complete. */
+  readonly terminated: Promise<void>;
+  readonly handler: IsapiHandler;
+  /** Release the native entry points (after the host has stopped calling them). */
+  dispose(): void;
+}
+
+export const DEFAULT_DESCRIPTION = 'isapi-http: Node.js via ISAPI';
+
+export function createExtension(handler: IsapiHandler, options: ExtensionOptions = {}): IsapiExtension {
+  if (handler === null || typeof handler !== 'object' || typeof handler.handle !== 'function' || typeof handler.terminate !== 'function') {
+    throw invalidArgument('createExtension needs a handler such as new SimpleHandler(app) or new ThreadPoolHandler(url)');
+  }
+  const report = options.onError ?? ((error: unknown) => console.error('isapi-http:', error));
+  let native: ReturnType<typeof registerEntryPoints> | null = null;
+  let terminating: Promise<void> | null = null;
+  let started = false;
+
+  const dispatch = (ecb: Ecb): number => {
+    try {
+      if (!started) {
+        started = true;
+        handler.start?.();
+      }
+      return handler.handle(ecb);
+    } catch (error) {
+      report(error);
+      // If the session already ended, IIS must not end it again: PENDING says "DONE was (or will be) called".
+      // Otherwise HSE_STATUS_ERROR lets IIS end the session itself (ISAPI.md §4).
+      return ecb.done ? HSE_STATUS_PENDING : HSE_STATUS_ERROR;
+    }
+  };
+
+  const extension: IsapiExtension = {
+    handler,
+    get terminated() {
+      return terminating ?? Promise.resolve();
+    },
+    GetExtensionVersion(pVer) {
+      try {
+        writeVersionInfo(pVer, options.description ?? DEFAULT_DESCRIPTION);
+        if (!started) {
+          started = true;
+          handler.start?.();
+        }
+        return true;
+      } catch (error) {
+        report(error);
+        return false;
+      }
+    },
+    HttpExtensionProc(pEcb) {
+      let ecb: NativeEcb;
+      try {
+        ecb = new NativeEcb(pEcb);
+      } catch (error) {
+        report(error);
+        return HSE_STATUS_ERROR;
+      }
+      return dispatch(ecb);
+    },
+    TerminateExtension(dwFlags) {
+      // HSE_TERM_ADVISORY_UNLOAD may be vetoed, HSE_TERM_MUST_UNLOAD may not; we always agree and drain
+      // (IIS calls this only after outstanding requests completed, ISAPI.md §4). dwFlags is therefore unused.
+      void dwFlags;
+      terminating ??= handler.terminate().catch((error: unknown) => report(error));
+      return true;
+    },
+    nativeEntryPoints() {
+      native ??= registerEntryPoints({
+        GetExtensionVersion: (p) => extension.GetExtensionVersion(p),
+        HttpExtensionProc: (p) => extension.HttpExtensionProc(p),
+        TerminateExtension: (f) => extension.TerminateExtension(f),
+      });
+      return native.pointers;
+    },
+    dispatch,
+    dispose() {
+      native?.unregister();
+      native = null;
+    },
+  };
+  return extension;
+}

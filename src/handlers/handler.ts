@@ -1,0 +1,19 @@
+/**
+ * What createExtension drives. A handler receives each request's Ecb on the JS thread that owns the extension and
+ * answers with an HSE_STATUS_* value; SimpleHandler always answers HSE_STATUS_PENDING and finishes asynchronously.
+ */
+import type { Ecb } from '../ecb/ecb.js';
+
+export interface IsapiHandler {
+  /** Called once from GetExtensionVersion. May start work (worker threads, framework start-up). */
+  start?(): void;
+  /** One request. Must never throw; returns HSE_STATUS_*. */
+  handle(ecb: Ecb): number;
+  /**
+   * Stop accepting requests and let those in flight finish. Called from TerminateExtension, which IIS makes
+   * only after every outstanding request completed (ISAPI.md §4); the promise lets a host wait for the drain.
+   */
+  terminate(): Promise<void>;
+  /** Requests whose sessions have not ended yet. */
+  readonly inFlight: number;
+}

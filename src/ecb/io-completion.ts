@@ -42,7 +42,14 @@ function completion(_pEcb: unknown, pContext: unknown, cbIO: number, dwError: nu
   }
 }
 
-/** The native address of this thread's completion routine, registered on first use. */
+/**
+ * The native address of this thread's completion routine, registered on first use.
+ *
+ * koffi 3.3.4 trap (reproduced with koffi alone): a callback registered *while another koffi callback is running*
+ * fails with "Maximum call stack size exceeded" whenever it is called later. Under a host, HttpExtensionProc is
+ * such a callback, so the routine must be registered before the first request: createExtension() does it, and a
+ * worker does it at start-up. The lazy path here only serves code that drives NativeEcb outside any callback.
+ */
 export function completionRoutine(): bigint {
   if (routine === null) {
     const koffi = getKoffi();

@@ -110,6 +110,7 @@ export class EmulatedHost {
   private readonly procFns = new Map<bigint, ProcFn>();
   private nextConn: bigint;
   private closed = false;
+  private liveBlocks = 0;
 
   constructor(options: EmulatedHostOptions = {}) {
     this.koffi = getKoffi();
@@ -138,6 +139,11 @@ export class EmulatedHost {
   /** Requests whose sessions have not ended. */
   get inFlight(): number {
     return this.conns.size;
+  }
+
+  /** koffi-allocated blocks not yet freed (ECBs, their strings, lpbData): 0 once every session has ended. */
+  get allocatedBlocks(): number {
+    return this.liveBlocks;
   }
 
   /**
@@ -196,6 +202,7 @@ export class EmulatedHost {
   private alloc(conn: Conn, bytes: Buffer): bigint {
     const p = this.koffi.alloc('uint8_t', Math.max(1, bytes.length)) as unknown as bigint;
     conn.allocations.push(p);
+    this.liveBlocks++;
     if (bytes.length > 0) Buffer.from(this.koffi.view(p as never, bytes.length) as ArrayBuffer).set(bytes);
     return p;
   }
@@ -273,6 +280,7 @@ export class EmulatedHost {
     const allocations = conn.allocations.splice(0);
     setImmediate(() => {
       for (const p of allocations) this.koffi.free(p as never);
+      this.liveBlocks -= allocations.length;
     });
   }
 

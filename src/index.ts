@@ -26,3 +26,4 @@ export type { IsapiHandler } from './handlers/handler.js';
 export type { NativeEntryPoints } from './ecb/entry-points.js';
 export type { RequestListener, IsapiIncomingMessage, ExchangeOptions } from './http/exchange.js';
 export type { IsapiRequestInfo, IsapiUser } from './http/request-info.js';
+export { toRequestListener, type AppLike, type FetchHandler, type ToRequestListenerOptions } from './handlers/to-request-listener.js';

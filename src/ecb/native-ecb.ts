@@ -368,6 +368,15 @@ export class NativeEcb implements Ecb, CompletionTarget {
     if (op) setImmediate(() => op.callback(error, 0));
   }
 
+  /**
+   * Take over an ECB whose async operation was started on another thread that has since died: point the host's
+   * completion at *this* thread's routine ("only the latest registration counts", ISAPI.md §9), and call back when
+   * the outstanding operation completes. The dead thread's routine must never be called (koffi.md pitfall 7).
+   */
+  adoptOutstandingIo(callback: IoCallback): void {
+    this.begin('adopted I/O', [], callback);
+  }
+
   /** Called by the thread's completion routine. */
   onIoComplete(cbIO: number, dwError: number): void {
     const op = this.pending;

@@ -61,7 +61,8 @@ export function toAnsi(text: string): Buffer {
   return out;
 }
 
-function normaliseHeaders(input: HeaderInput | undefined): [string, string][] {
+/** Any accepted header input as [name, value] pairs, validated. */
+export function normaliseHeaders(input: HeaderInput | undefined): [string, string][] {
   const pairs: [string, string][] = [];
   if (input === undefined) return pairs;
   if (Array.isArray(input)) {

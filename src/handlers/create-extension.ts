@@ -6,6 +6,7 @@
 import type { Ecb } from '../ecb/ecb.js';
 import { HSE_STATUS_ERROR, HSE_STATUS_PENDING } from '../ecb/constants.js';
 import { registerEntryPoints, writeVersionInfo, type NativeEntryPoints } from '../ecb/entry-points.js';
+import { completionRoutine } from '../ecb/io-completion.js';
 import { NativeEcb } from '../ecb/native-ecb.js';
 import { invalidArgument } from '../errors.js';
 import type { IsapiHandler } from './handler.js';
@@ -39,6 +40,8 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
     throw invalidArgument('createExtension needs a handler such as new SimpleHandler(app) or new ThreadPoolHandler(url)');
   }
   const report = options.onError ?? ((error: unknown) => console.error('isapi-http:', error));
+  // Register this thread's IO completion routine now, outside any koffi callback (see io-completion.ts).
+  completionRoutine();
   let native: ReturnType<typeof registerEntryPoints> | null = null;
   let terminating: Promise<void> | null = null;
   let started = false;

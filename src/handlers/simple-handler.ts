@@ -2,13 +2,12 @@
  * SimpleHandler: runs the app on the thread that receives the requests (the main thread). Many requests are in
  * flight at once through async I/O; none of them blocks the thread, because every ECB read and write is async.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Ecb } from '../ecb/ecb.js';
 import { HSE_STATUS_PENDING } from '../ecb/constants.js';
-import { invalidArgument } from '../errors.js';
 import { Exchange, type ExchangeOptions, type RequestListener } from '../http/exchange.js';
 import type { IsapiHandler } from './handler.js';
 import { respondDirect } from './respond.js';
+import { toRequestListener, type AppLike } from './to-request-listener.js';
 
 export type SimpleHandlerOptions = ExchangeOptions;
 
@@ -19,11 +18,9 @@ export class SimpleHandler implements IsapiHandler {
   private terminating = false;
   private drained: (() => void) | null = null;
 
-  constructor(app: RequestListener | ((req: IncomingMessage, res: ServerResponse) => unknown), options: SimpleHandlerOptions = {}) {
-    if (typeof app !== 'function') {
-      throw invalidArgument(`SimpleHandler needs a request listener (req, res) => void; got ${app === null ? 'null' : typeof app}`);
-    }
-    this.listener = app;
+  constructor(app: AppLike, options: SimpleHandlerOptions = {}) {
+    // Detection (and its clear error for a value that is no app) happens here, once, not per request.
+    this.listener = toRequestListener(app, { onError: options.onError });
     this.options = options;
   }
 
@@ -32,18 +29,24 @@ export class SimpleHandler implements IsapiHandler {
   }
 
   handle(ecb: Ecb): number {
+    void this.serve(ecb);
+    return HSE_STATUS_PENDING;
+  }
+
+  /** Serve one request; resolves when its session has ended (DONE_WITH_SESSION called, streams closed). */
+  serve(ecb: Ecb): Promise<void> {
     if (this.terminating) {
       respondDirect(ecb, 503, 'Service Unavailable', 'Retry-After: 1\r\n');
-      return HSE_STATUS_PENDING;
+      return Promise.resolve();
     }
     const exchange = new Exchange(ecb, this.options);
     this.active.add(exchange);
-    void exchange.settled.then(() => {
+    const settled = exchange.settled.then(() => {
       this.active.delete(exchange);
       if (this.active.size === 0 && this.drained) this.drained();
     });
     exchange.run(this.listener);
-    return HSE_STATUS_PENDING;
+    return settled;
   }
 
   /** Stop accepting (new requests get 503) and resolve when the requests in flight have ended. */

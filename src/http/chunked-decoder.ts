@@ -34,6 +34,8 @@ export class ChunkedDecoder {
         case State.Size:
           if (byte === 0x0d) {
             this.state = State.SizeLineEnd;
+          } else if (byte === 0x0a) {
+            throw new Error('malformed chunk size line: LF without CR');
           } else {
             this.sizeText += String.fromCharCode(byte);
             if (this.sizeText.length > 64) throw new Error('chunk size line too long');

@@ -44,7 +44,7 @@ export interface ExchangeOptions {
   /** Put error stacks in 500 bodies. Development only; default false. */
   readonly exposeErrors?: boolean;
   /** Where errors go (the stack never goes to the client by default). Default: console.error. */
-  readonly onError?: (error: unknown, req: IncomingMessage) => void;
+  readonly onError?: (error: unknown, req?: IncomingMessage) => void;
   /** The short note written to lpszLogData (truncated to 79 bytes). Default: the elapsed milliseconds. */
   readonly logNote?: (req: IncomingMessage, res: ServerResponse, elapsedMs: number) => string;
   /** Largest unread body drained after the response so the connection can be reused. Default 1 MiB. */
@@ -54,8 +54,8 @@ export interface ExchangeOptions {
 export const DEFAULT_TIMEOUT_MS = 120_000;
 const DEFAULT_MAX_DRAIN = 1024 * 1024;
 
-function defaultOnError(error: unknown, req: IncomingMessage): void {
-  console.error(`isapi-http: ${req.method} ${req.url} failed:`, error);
+function defaultOnError(error: unknown, req?: IncomingMessage): void {
+  console.error(req ? `isapi-http: ${req.method} ${req.url} failed:` : 'isapi-http:', error);
 }
 
 export class Exchange {
@@ -232,6 +232,9 @@ export class Exchange {
 
   private onFinish(): void {
     const { req, socket } = this;
+    // A body already received but never read (a GET the app ignored): let it end, as Node's req._dump() does,
+    // so that req closes without 'aborted'.
+    if (req.complete && !req.readableEnded && req.listenerCount('data') === 0) req.resume();
     if (!req.complete) {
       // Node drains an unread body so the connection can carry the next request (resOnFinish → req._dump()).
       // Past maxDrainBytes, or with an unknown length, closing is cheaper than reading.
@@ -304,7 +307,11 @@ export class Exchange {
     const req = this.req;
     if (!req.destroyed) {
       if (req.complete && req.readableEnded) req.destroy();
-      else {
+      else if (req.complete && !this.socket.errored) {
+        // The body arrived whole but the app is still reading it: close once it has, without 'aborted'.
+        req.once('end', () => req.destroy());
+        req.resume();
+      } else {
         const error = new Error('aborted') as NodeJS.ErrnoException;
         error.code = 'ECONNRESET';
         req.destroy(error);

@@ -13,14 +13,13 @@
  * - `_final` and `_destroy` hand over to the exchange, which ends the session (DONE_WITH_SESSION, once).
  */
 import { Duplex } from 'node:stream';
-import type { ServerResponse } from 'node:http';
 import type { Ecb } from '../ecb/ecb.js';
 import { UNKNOWN_LENGTH } from '../ecb/request-model.js';
 import { IsapiError, ErrorCodes } from '../errors.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { ChunkedDecoder } from './chunked-decoder.js';
 import { IoQueue } from './io-queue.js';
-import { renderedHead } from './node-internals.js';
+import { attachedResponse, markHadError, renderedHead } from './node-internals.js';
 
 /** What the socket asks of the exchange that owns it. */
 export interface SocketHooks {
@@ -66,7 +65,8 @@ export class IsapiSocket extends Duplex {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(ecb: Ecb, info: ConnectionInfo, hooks: SocketHooks) {
-    super({ allowHalfOpen: true, decodeStrings: false, readableHighWaterMark: 0, autoDestroy: false, emitClose: true });
+    // autoDestroy as on net.Socket: a write error must destroy the socket, not only emit 'error'.
+    super({ allowHalfOpen: true, decodeStrings: false, readableHighWaterMark: 0, autoDestroy: true, emitClose: true });
     this.ecb = ecb;
     this.info = info;
     this.hooks = hooks;
@@ -238,7 +238,13 @@ export class IsapiSocket extends Duplex {
   }
 
   /** Send `data` with async WriteClient; a short completion re-sends the remainder. */
-  private writeAll(data: Buffer, callback: (error?: Error | null) => void): void {
+  private writeAll(data: Buffer, done: (error?: Error | null) => void): void {
+    // Node runs a failed write's callback (and OutgoingMessage's onFinish) before it destroys the socket, so the
+    // failure must be marked first or the response would still emit 'finish' (pitfall P5/P14).
+    const callback = (error?: Error | null): void => {
+      if (error) markHadError(this);
+      done(error);
+    };
     this.io.run((release) => {
       if (this.ecb.done) {
         release();
@@ -250,7 +256,7 @@ export class IsapiSocket extends Duplex {
           this.touch();
           if (error) return callback(connectionReset('the client connection failed while writing the response', error));
           this.bytesWritten += n;
-          if (n > 0 && n < data.length) return this.writeAll(data.subarray(n), callback);
+          if (n > 0 && n < data.length) return this.writeAll(data.subarray(n), done);
           callback();
         });
       } catch (error) {
@@ -271,8 +277,15 @@ export class IsapiSocket extends Duplex {
         body.push(toBuffer(chunk, encoding));
         continue;
       }
+      if (this.headAccumulated === '' && isInterimResponse(chunk, encoding)) {
+        // res.writeContinue() / res.writeEarlyHints() write a complete 1xx response straight to the socket, before
+        // the real head. ISAPI sends exactly one head per request (SEND_RESPONSE_HEADER_EX, ISAPI.md §7.1) and has
+        // no interim responses, so they are dropped (they are advisory, RFC 9110 §15.2) instead of being taken
+        // for a head that never matches `_header`, which used to fail the whole response.
+        continue;
+      }
       if (this.pendingHead === null) {
-        const res = (this as unknown as { _httpMessage?: ServerResponse | null })._httpMessage;
+        const res = attachedResponse(this);
         const head = res ? renderedHead(res) : null;
         if (head === null) {
           throw new IsapiError(ErrorCodes.INVALID_ARGUMENT, 'bytes were written to the ISAPI socket before any response head; write through the ServerResponse');
@@ -284,15 +297,15 @@ export class IsapiSocket extends Duplex {
       if (text.length < need.length) {
         if (!need.startsWith(text)) throw new IsapiError(ErrorCodes.INVALID_ARGUMENT, 'the response head was interleaved with other writes');
         this.pendingHead = need.slice(text.length);
-        this.headAccumulated += text;
+        this.headAccumulated += headBytes(text, chunk, encoding);
         continue;
       }
       if (!text.startsWith(need)) throw new IsapiError(ErrorCodes.INVALID_ARGUMENT, 'the response head was interleaved with other writes');
-      const head = this.headAccumulated + need;
+      const head = this.headAccumulated + headBytes(need, chunk, encoding);
       this.headAccumulated = '';
       this.headDone = true;
       const rest = text.length > need.length;
-      const res = (this as unknown as { _httpMessage?: ServerResponse | null })._httpMessage;
+      const res = attachedResponse(this);
       const alone = !rest && chunks.length === 1 && !(res?.writableEnded ?? true);
       if (this.hooks.sendHead(head, alone).dechunk) this.decoder = new ChunkedDecoder();
       if (rest) {
@@ -309,10 +322,34 @@ export class IsapiSocket extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (error) markHadError(this);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.hooks.abort(error, () => callback(error));
   }
+}
+
+/** A complete interim response (`HTTP/1.1 1xx ...` up to its blank line), other than 101 (an upgrade's final head). */
+const INTERIM = /^HTTP\/1\.[01] 1(?!01)\d\d [^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n$/;
+
+function isInterimResponse(chunk: unknown, encoding: BufferEncoding | 'buffer'): boolean {
+  if (typeof chunk === 'string') return chunk.startsWith('HTTP/1.') && INTERIM.test(chunk);
+  if (!(chunk instanceof Uint8Array) || chunk.length < 16 || chunk[0] !== 0x48 /* H */) return false;
+  return INTERIM.test(toBuffer(chunk, encoding).toString('latin1'));
+}
+
+/**
+ * The head as the bytes a net.Socket would put on the wire for it, as a latin1 byte string (what the Ecb sends
+ * byte for byte). Node glues `_header` to a first body *string* and writes both in that string's encoding
+ * (lib/_http_outgoing.js `_send`), so a non-ASCII header value (`café`) leaves node:http as UTF-8 then, and as
+ * latin1 when the head goes alone or before a Buffer. Passing the JS string on unchanged would always send latin1
+ * and differ from node:http on the wire (test/http/conformance.test.ts, "non-ASCII response header").
+ */
+function headBytes(text: string, chunk: unknown, encoding: BufferEncoding | 'buffer'): string {
+  if (typeof chunk !== 'string' || encoding === 'latin1' || encoding === 'binary' || encoding === 'ascii') return text;
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(text)) return text;
+  return Buffer.from(text, encoding === 'buffer' ? 'utf8' : encoding).toString('latin1');
 }
 
 function toBuffer(chunk: unknown, encoding: BufferEncoding | 'buffer'): Buffer {

@@ -9,6 +9,10 @@
  *   rawHeaders with Node's own aggregation rules (lib/_http_incoming.js; P9).
  * - `res[kNeedDrain]`: set by OutgoingMessage.write when the socket refused more; Node's *server* turns the
  *   socket's 'drain' into the response's 'drain' (socketOnDrain in lib/_http_server.js). We are that server.
+ * - `socket._httpMessage`: the response assigned to a socket (ServerResponse#assignSocket sets it); the socket
+ *   reads it to find the head Node rendered.
+ * - `socket._hadError`: net.Socket's flag; OutgoingMessage's onFinish skips 'finish' when it is set. It must be set
+ *   before a failed write's callback runs, because Node calls that callback before it destroys the socket.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
@@ -51,4 +55,14 @@ export function forwardDrain(res: ServerResponse): void {
     r[k] = false;
     res.emit('drain');
   }
+}
+
+/** The response assigned to `socket` by ServerResponse#assignSocket, or null. */
+export function attachedResponse(socket: object): ServerResponse | null {
+  return (socket as { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
+/** Mark `socket` as failed, as net.Socket does, so Node emits no 'finish' for its response. */
+export function markHadError(socket: object): void {
+  (socket as { _hadError?: boolean })._hadError = true;
 }

@@ -27,3 +27,4 @@ export type { NativeEntryPoints } from './ecb/entry-points.js';
 export type { RequestListener, IsapiIncomingMessage, ExchangeOptions } from './http/exchange.js';
 export type { IsapiRequestInfo, IsapiUser } from './http/request-info.js';
 export { toRequestListener, type AppLike, type FetchHandler, type ToRequestListenerOptions } from './handlers/to-request-listener.js';
+export { ThreadPoolHandler, type ThreadPoolHandlerOptions } from './handlers/thread-pool-handler.js';

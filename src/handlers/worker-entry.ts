@@ -1,0 +1,84 @@
+/**
+ * The worker thread of ThreadPoolHandler. It imports the app module itself, runs it under its own SimpleHandler,
+ * and does all the ECB I/O of the requests it is given from its own thread, with its own IO completion routine
+ * (koffi.md §3d: each worker has its own koffi instance and type registry; addresses cross threads, types do not).
+ *
+ * Protocol (messages from the main thread):
+ * - `{ type: 'request', id, ecb, slot }`: serve the ECB at address `ecb`; reply `{ type: 'done', id }` once its
+ *   session has ended.
+ * - `{ type: 'stop' }`: finish the requests in flight, unregister every koffi callback this thread registered
+ *   (a dead worker's callback aborts the process, koffi.md pitfall 7), and exit.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { completionRoutine, releaseIoCompletion } from '../ecb/io-completion.js';
+import { SimpleHandler } from './simple-handler.js';
+import { SlotTable } from './slot-state.js';
+import { TrackedEcb } from './tracked-ecb.js';
+import { loadApp } from './load-app.js';
+import type { SimpleHandlerOptions } from './simple-handler.js';
+
+export interface WorkerInit {
+  readonly appUrl: string;
+  readonly exportName: string;
+  readonly slots: SharedArrayBuffer;
+  readonly handlerOptions: Omit<SimpleHandlerOptions, 'onError' | 'logNote'>;
+}
+
+type MainMessage = { type: 'request'; id: number; ecb: bigint; slot: number } | { type: 'stop' };
+
+function serialiseError(error: unknown): { message: string; stack?: string; code?: string } {
+  const e = error as { message?: unknown; stack?: unknown; code?: unknown };
+  return { message: String(e?.message ?? error), stack: typeof e?.stack === 'string' ? e.stack : undefined, code: typeof e?.code === 'string' ? e.code : undefined };
+}
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('isapi-http: worker-entry must run in a worker thread');
+  const init = workerData as WorkerInit;
+  const table = new SlotTable(init.slots);
+  // Register this thread's completion routine now, outside any koffi callback (io-completion.ts).
+  completionRoutine();
+  let handler: SimpleHandler;
+  try {
+    const app = await loadApp(init.appUrl, init.exportName);
+    handler = new SimpleHandler(app as never, {
+      ...init.handlerOptions,
+      onError: (error, req) => port.postMessage({ type: 'app-error', url: req?.url, method: req?.method, error: serialiseError(error) }),
+    });
+  } catch (error) {
+    port.postMessage({ type: 'load-error', error: serialiseError(error) });
+    releaseIoCompletion();
+    port.close();
+    return;
+  }
+  let stopping = false;
+  let inFlight = 0;
+  const finishStop = (): void => {
+    if (!stopping || inFlight > 0) return;
+    releaseIoCompletion();
+    port.close();
+  };
+  port.on('message', (message: MainMessage) => {
+    if (message.type === 'stop') {
+      stopping = true;
+      return finishStop();
+    }
+    inFlight++;
+    let ecb: TrackedEcb;
+    try {
+      ecb = new TrackedEcb(message.ecb, table, message.slot);
+    } catch (error) {
+      inFlight--;
+      port.postMessage({ type: 'done', id: message.id, error: serialiseError(error) });
+      return;
+    }
+    void handler.serve(ecb).then(() => {
+      inFlight--;
+      port.postMessage({ type: 'done', id: message.id });
+      finishStop();
+    });
+  });
+  port.postMessage({ type: 'ready' });
+}
+
+void main();

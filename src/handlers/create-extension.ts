@@ -10,6 +10,7 @@ import { completionRoutine } from '../ecb/io-completion.js';
 import { NativeEcb } from '../ecb/native-ecb.js';
 import { invalidArgument } from '../errors.js';
 import type { IsapiHandler } from './handler.js';
+import { enterHostMode, exitHostMode } from './host-mode.js';
 
 export interface ExtensionOptions {
   /** HSE_VERSION_INFO's description (ASCII, at most 255 characters). */
@@ -45,6 +46,7 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
   let native: ReturnType<typeof registerEntryPoints> | null = null;
   let terminating: Promise<void> | null = null;
   let started = false;
+  let hosted = false;
 
   const dispatch = (ecb: Ecb): number => {
     try {
@@ -97,15 +99,35 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
       return true;
     },
     nativeEntryPoints() {
+      // Called through these pointers, the extension is under a native host: host mode (host-mode.ts) starts with
+      // GetExtensionVersion, the first call IIS makes, and ends once TerminateExtension has drained.
       native ??= registerEntryPoints({
-        GetExtensionVersion: (p) => extension.GetExtensionVersion(p),
+        GetExtensionVersion: (p) => {
+          const ok = extension.GetExtensionVersion(p);
+          if (ok && !hosted) {
+            hosted = true;
+            enterHostMode(report);
+          }
+          return ok;
+        },
         HttpExtensionProc: (p) => extension.HttpExtensionProc(p),
-        TerminateExtension: (f) => extension.TerminateExtension(f),
+        TerminateExtension: (f) => {
+          const ok = extension.TerminateExtension(f);
+          if (hosted) {
+            hosted = false;
+            void extension.terminated.then(exitHostMode);
+          }
+          return ok;
+        },
       });
       return native.pointers;
     },
     dispatch,
     dispose() {
+      if (hosted) {
+        hosted = false;
+        exitHostMode();
+      }
       native?.unregister();
       native = null;
     },

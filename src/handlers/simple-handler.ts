@@ -6,10 +6,14 @@ import type { Ecb } from '../ecb/ecb.js';
 import { HSE_STATUS_PENDING } from '../ecb/constants.js';
 import { Exchange, type ExchangeOptions, type RequestListener } from '../http/exchange.js';
 import type { IsapiHandler } from './handler.js';
+import { withinRequest } from './host-mode.js';
 import { respondDirect } from './respond.js';
 import { toRequestListener, type AppLike } from './to-request-listener.js';
 
-export type SimpleHandlerOptions = ExchangeOptions;
+export interface SimpleHandlerOptions extends ExchangeOptions {
+  /** How long terminate() lets requests in flight finish before closing their connections. Default 30 s. */
+  readonly drainTimeout?: number;
+}
 
 export class SimpleHandler implements IsapiHandler {
   private readonly listener: RequestListener;
@@ -45,16 +49,25 @@ export class SimpleHandler implements IsapiHandler {
       this.active.delete(exchange);
       if (this.active.size === 0 && this.drained) this.drained();
     });
-    exchange.run(this.listener);
+    withinRequest(exchange, () => exchange.run(this.listener));
     return settled;
   }
 
-  /** Stop accepting (new requests get 503) and resolve when the requests in flight have ended. */
+  /**
+   * Stop accepting (new requests get 503) and resolve when the requests in flight have ended. Past `drainTimeout`
+   * the rest have their connections closed (each still ends its session once, with HSE_STATUS_ERROR).
+   */
   terminate(): Promise<void> {
     this.terminating = true;
     if (this.active.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
-      this.drained = resolve;
+      const timer = setTimeout(() => {
+        for (const exchange of this.active) exchange.socket.destroy(new Error('isapi-http: the extension is terminating'));
+      }, this.options.drainTimeout ?? 30_000);
+      this.drained = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
   }
 }

@@ -3,8 +3,8 @@ import { defineConfig } from 'tsup';
 // One build, two formats: ESM (.js) and CJS (.cjs), each with its own .d.ts/.d.cts so that
 // `exports` resolves types correctly under both `import` and `require` (checked by publint).
 export default defineConfig({
-  // `worker` is ThreadPoolHandler's worker thread entry: it must be a file of its own next to the chunks.
-  entry: { index: 'src/index.ts', testing: 'src/testing.ts', worker: 'src/handlers/worker-entry.ts' },
+  // `worker` and `watchdog` are worker-thread entries (src/handlers/worker-path.ts): files of their own next to the chunks.
+  entry: { index: 'src/index.ts', testing: 'src/testing.ts', worker: 'src/handlers/worker-entry.ts', watchdog: 'src/handlers/watchdog-entry.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -25,5 +25,8 @@ export async function load(url, context, nextLoad) {
     module: { type: 'es6' },
     sourceMaps: 'inline',
   });
-  return { format: 'module', source: code, shortCircuit: true };
+  // The sources use __filename/__dirname where the built package gets them from tsup's ESM shims (worker paths,
+  // createRequire): provide the same shim here, so that code run from source behaves as the build does.
+  const shim = `import { fileURLToPath as __shimPath } from 'node:url'; const __filename = __shimPath(import.meta.url); const __dirname = __filename.replace(/[\\\\/][^\\\\/]*$/, '');\n`;
+  return { format: 'module', source: shim + code, shortCircuit: true };
 }

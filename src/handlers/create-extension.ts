@@ -11,12 +11,18 @@ import { NativeEcb } from '../ecb/native-ecb.js';
 import { invalidArgument } from '../errors.js';
 import type { IsapiHandler } from './handler.js';
 import { enterHostMode, exitHostMode } from './host-mode.js';
+import { Watchdog, WatchedEcb, type WatchdogOptions } from './watchdog.js';
 
 export interface ExtensionOptions {
   /** HSE_VERSION_INFO's description (ASCII, at most 255 characters). */
   readonly description?: string;
   /** Where the extension reports its own failures. Default: console.error. */
   readonly onError?: (error: unknown) => void;
+  /**
+   * The health watchdog (watchdog.ts): on by default in host mode, for handlers that serve on this thread.
+   * `false` turns it off; `true` or options start it at once (tests, custom hosts).
+   */
+  readonly watchdog?: boolean | WatchdogOptions;
 }
 
 export interface IsapiExtension {
@@ -47,6 +53,18 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
   let terminating: Promise<void> | null = null;
   let started = false;
   let hosted = false;
+  let watchdog: Watchdog | null = null;
+  const watchdogOptions: WatchdogOptions | null =
+    options.watchdog === false ? null : typeof options.watchdog === 'object' ? options.watchdog : {};
+  const startWatchdog = (): void => {
+    if (watchdog || !watchdogOptions || !handler.servesOnThisThread) return;
+    watchdog = new Watchdog({ onReport: (reason) => report(new Error(reason)), ...watchdogOptions });
+  };
+  const stopWatchdog = (): void => {
+    void watchdog?.stop();
+    watchdog = null;
+  };
+  if (options.watchdog === true || typeof options.watchdog === 'object') startWatchdog();
 
   const dispatch = (ecb: Ecb): number => {
     try {
@@ -84,7 +102,7 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
     HttpExtensionProc(pEcb) {
       let ecb: NativeEcb;
       try {
-        ecb = new NativeEcb(pEcb);
+        ecb = watchdog ? new WatchedEcb(pEcb, watchdog.state) : new NativeEcb(pEcb);
       } catch (error) {
         report(error);
         return HSE_STATUS_ERROR;
@@ -107,6 +125,7 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
           if (ok && !hosted) {
             hosted = true;
             enterHostMode(report);
+            startWatchdog();
           }
           return ok;
         },
@@ -115,7 +134,10 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
           const ok = extension.TerminateExtension(f);
           if (hosted) {
             hosted = false;
-            void extension.terminated.then(exitHostMode);
+            void extension.terminated.then(() => {
+              stopWatchdog();
+              exitHostMode();
+            });
           }
           return ok;
         },
@@ -124,6 +146,7 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
     },
     dispatch,
     dispose() {
+      stopWatchdog();
       if (hosted) {
         hosted = false;
         exitHostMode();

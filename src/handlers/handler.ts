@@ -16,4 +16,9 @@ export interface IsapiHandler {
   terminate(): Promise<void>;
   /** Requests whose sessions have not ended yet. */
   readonly inFlight: number;
+  /**
+   * True when requests are served on the thread that receives them (SimpleHandler): only then can that thread's
+   * health watchdog follow each ECB to its DONE_WITH_SESSION.
+   */
+  readonly servesOnThisThread?: boolean;
 }

@@ -16,6 +16,7 @@ export interface SimpleHandlerOptions extends ExchangeOptions {
 }
 
 export class SimpleHandler implements IsapiHandler {
+  readonly servesOnThisThread = true;
   private readonly listener: RequestListener;
   private readonly options: SimpleHandlerOptions;
   private readonly active = new Set<Exchange>();

@@ -18,8 +18,6 @@
  */
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Ecb } from '../ecb/ecb.js';
 import { HSE_STATUS_ERROR, HSE_STATUS_PENDING } from '../ecb/constants.js';
 import { NativeEcb } from '../ecb/native-ecb.js';
@@ -31,6 +29,7 @@ import { respondDirect } from './respond.js';
 import type { SimpleHandlerOptions } from './simple-handler.js';
 import { SLOT_DONE, SLOT_HEADERS, SLOT_IO, SlotTable } from './slot-state.js';
 import type { WorkerInit } from './worker-entry.js';
+import { workerFile } from './worker-path.js';
 
 export interface ThreadPoolHandlerOptions extends Omit<SimpleHandlerOptions, 'onError' | 'logNote'> {
   /** Worker threads. Default: os.availableParallelism(). */
@@ -77,16 +76,6 @@ interface PoolWorker {
 const STUCK_GRACE_MS = 5000;
 /** How long the main thread waits for an orphaned async operation to complete after CLOSE_CONNECTION. */
 const ADOPT_TIMEOUT_MS = 5000;
-
-function workerEntry(): { filename: string; execArgv: string[] } {
-  const here = typeof __filename === 'string' ? __filename : '';
-  if (here.endsWith('.ts')) {
-    // Running from sources (the repository's tests): the worker runs TypeScript through the swc loader hooks.
-    const register = resolve(dirname(here), '../../tools/ts-register.mjs');
-    return { filename: join(dirname(here), 'worker-entry.ts'), execArgv: ['--import', pathToFileURL(register).href] };
-  }
-  return { filename: join(dirname(here), here.endsWith('.cjs') ? 'worker.cjs' : 'worker.js'), execArgv: [] };
-}
 
 export class ThreadPoolHandler implements IsapiHandler {
   private readonly appUrl: string;
@@ -156,7 +145,7 @@ export class ThreadPoolHandler implements IsapiHandler {
 
   private spawn(index: number): void {
     const slots = new SlotTable(this.perWorker);
-    const { filename, execArgv } = workerEntry();
+    const { filename, execArgv } = workerFile('worker');
     const { workers: _w, maxQueue: _q, maxInFlightPerWorker: _m, export: exportName, env, argv, resourceLimits, crashLimit: _c, drainTimeout: _d, onError: _e, ...handlerOptions } = this.options;
     const init: WorkerInit = { appUrl: this.appUrl, exportName: exportName ?? 'default', slots: slots.buffer, handlerOptions };
     const thread = new Worker(filename, {

@@ -2,7 +2,8 @@
  * toRequestListener: whatever app a user hands us, a plain `(req, res)` listener that drives it the way its own
  * server would (recipes: node-adapter-pitfalls.md §1.9). Start-up that a framework does asynchronously (Fastify's
  * ready(), Hapi's initialize(), NestJS's init()) runs once, before the first request; while it runs, requests
- * wait for it; if it fails, every request gets 503 and the reason is logged. Nothing here touches a prototype.
+ * wait for it; if it fails, every request gets 503 and the reason is logged once. A request answered while it waited
+ * (by the per-request timeout) is not handed to the app afterwards. Nothing here touches a prototype.
  *
  * Detection, in order:
  * - an object with `fetch` (Hono, or `{ fetch }`), or a function of exactly one parameter: a Fetch handler,
@@ -119,6 +120,9 @@ export interface ToRequestListenerOptions {
   readonly onError?: (error: unknown) => void;
 }
 
+/** True once nothing more may be sent on `res`: it was ended, or destroyed. */
+const answered = (res: ServerResponse): boolean => res.writableEnded || res.destroyed;
+
 /** The `(req, res)` listener for `app`. Throws a coded error at once for a value that is no app. */
 export function toRequestListener(app: AppLike, options: ToRequestListenerOptions = {}): RequestListener {
   const driven = detect(app);
@@ -136,8 +140,11 @@ export function toRequestListener(app: AppLike, options: ToRequestListenerOption
       },
     );
     return ready.then(
-      (l) => l(req, res),
+      // A request already answered while it waited (the per-request timeout's 503) or whose client went away is not
+      // handed to the app: a client told 503 may retry, and the app must not act on the request a second time.
+      (l) => (answered(res) ? undefined : l(req, res)),
       () => {
+        if (answered(res)) return;
         if (res.headersSent) return void res.destroy();
         res.statusCode = 503;
         res.setHeader('Content-Type', 'text/plain; charset=utf-8');

@@ -6,7 +6,7 @@
  * - HTTP/1.1: Content-Length, or Node's own chunk framing passed through verbatim (trailers included). The
  *   connection may stay open only when the body is self-delimiting, the client keeps connections alive
  *   (HSE_REQ_IS_KEEP_CONN, which set res.shouldKeepAlive) and Node did not decide to close (`Connection: close`).
- * - HTTP/1.0: the connection closes after the response.
+ * - HTTP/1.0: the connection closes after the response, and a body Node chunk-framed is de-chunked (RFC 9112 §6.1).
  * - HTTP/2 and later: http.sys frames the stream, so no chunk framing and no Transfer-Encoding header go out;
  *   if the app forced `Transfer-Encoding: chunked`, the body is de-chunked on the way (chunked-decoder.ts).
  *   Unverified on IIS: that http.sys accepts an HTTP/2 ISAPI response without Content-Length (ISAPI.md §14).
@@ -33,6 +33,7 @@ export interface Framing {
 
 const NONE: ReadonlySet<string> = new Set();
 const H2_DROP: ReadonlySet<string> = new Set(['transfer-encoding', 'upgrade', 'proxy-connection', 'te']);
+const TE_DROP: ReadonlySet<string> = new Set(['transfer-encoding']);
 
 export function isChunked(head: ParsedHead): boolean {
   const te = head.value('transfer-encoding');
@@ -49,7 +50,11 @@ export function framingFor(input: FramingInput): Framing {
     return { keepConn: true, drop: H2_DROP, dechunk: isChunked(head), closeReason: null };
   }
   if (input.httpVersionMajor === 1 && input.httpVersionMinor === 0) {
-    return { keepConn: false, drop: NONE, dechunk: false, closeReason: 'HTTP/1.0' };
+    // A server must not send Transfer-Encoding to an HTTP/1.0 client (RFC 9112 §6.1), yet Node frames a body the app
+    // marked chunked anyway (and @hono/node-server marks every streamed body): drop the header and de-chunk; the
+    // closed connection ends the body.
+    const chunked = isChunked(head);
+    return { keepConn: false, drop: chunked ? TE_DROP : NONE, dechunk: chunked, closeReason: 'HTTP/1.0' };
   }
   const selfDelimiting = hasNoBody(input.method, head.statusCode) || head.names.has('content-length') || isChunked(head);
   if (!selfDelimiting) return { keepConn: false, drop: NONE, dechunk: false, closeReason: 'body is not self-delimiting' };

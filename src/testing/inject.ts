@@ -58,10 +58,18 @@ export interface InjectResponse {
 }
 
 const extensions = new WeakMap<object, Map<string, IsapiExtension>>();
+/** Functions in options are told apart by identity, never by their source text. */
+const functionIds = new WeakMap<object, number>();
+let nextFunctionId = 1;
 
 function extensionFor(app: AppLike, options: SimpleHandlerOptions): IsapiExtension {
   // Options change how the handler behaves, so an app gets one extension per distinct option set.
-  const key = JSON.stringify(options, (_k, v: unknown) => (typeof v === 'function' ? `fn:${String(v).length}` : v));
+  const key = JSON.stringify(options, (_k, v: unknown) => {
+    if (typeof v !== 'function') return v;
+    let id = functionIds.get(v);
+    if (id === undefined) functionIds.set(v, (id = nextFunctionId++));
+    return `fn#${id}`;
+  });
   let byOptions = extensions.get(app as object);
   if (!byOptions) extensions.set(app as object, (byOptions = new Map()));
   let ext = byOptions.get(key);

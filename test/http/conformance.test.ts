@@ -542,6 +542,12 @@ const CASES: readonly Case[] = [
       s.write('framed ');
       s.end('for 1.0');
     },
+    exception: {
+      kind: 'intended-response',
+      reason:
+        'node:http sends Transfer-Encoding and chunk frames to an HTTP/1.0 client, which RFC 9112 §6.1 forbids; the ISAPI framing policy drops the header and de-chunks (framing.ts), and the closed connection ends the body',
+      wire: 'HTTP/1.1 200 OK\r\n\r\nframed for 1.0',
+    },
   },
   { name: 'HTTP/1.0 GET with Content-Length', request: { httpVersion: '1.0' }, route: (_q, s) => s.end('fixed') },
   {

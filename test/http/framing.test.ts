@@ -30,6 +30,11 @@ describe('framingFor', () => {
   test('HTTP/1.0 always closes, whatever the framing', () => {
     expect(framingFor({ httpVersionMajor: 1, httpVersionMinor: 0, method: 'GET', head: head(['Content-Length: 1']) })).toMatchObject({ keepConn: false, closeReason: 'HTTP/1.0' });
   });
+  test('HTTP/1.0 never gets Transfer-Encoding: a body the app marked chunked is de-chunked (RFC 9112 §6.1)', () => {
+    const f = framingFor({ httpVersionMajor: 1, httpVersionMinor: 0, method: 'GET', head: head(['Transfer-Encoding: chunked']) });
+    expect(f).toMatchObject({ keepConn: false, dechunk: true });
+    expect(renderIsapiHeaders(head(['Transfer-Encoding: chunked', 'X-A: 1']), f.drop)).toBe('X-A: 1\r\n\r\n');
+  });
   test('HTTP/2 gets no Transfer-Encoding and de-chunks a body the app forced into chunks', () => {
     const f = framingFor({ httpVersionMajor: 2, httpVersionMinor: 0, method: 'GET', head: head(['Transfer-Encoding: chunked']) });
     expect(f).toMatchObject({ keepConn: true, dechunk: true });

@@ -72,3 +72,14 @@ describe.each([false, true])('inject (native: %s)', (native) => {
 test('a string request is a URL', async () => {
   expect((await inject((req, res) => res.end(req.url), '/just/a/url')).text()).toBe('/just/a/url');
 });
+
+test('two option sets that differ only by a function of the same length are two handlers', async () => {
+  const app = (): never => {
+    throw new Error('x');
+  };
+  const a: unknown[] = [];
+  const b: unknown[] = [];
+  await inject(app, '/', { onError: (e) => void a.push(e) });
+  await inject(app, '/', { onError: (e) => void b.push(e) });
+  expect([a.length, b.length]).toEqual([1, 1]);
+});

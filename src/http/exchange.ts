@@ -18,10 +18,11 @@ import type { Socket } from 'node:net';
 import type { Ecb } from '../ecb/ecb.js';
 import { HSE_STATUS_ERROR, HSE_STATUS_SUCCESS, HSE_STATUS_SUCCESS_AND_KEEP_CONN } from '../ecb/constants.js';
 import { UNKNOWN_LENGTH } from '../ecb/request-model.js';
+import { IsapiError, ErrorCodes } from '../errors.js';
 import { ConnectionInfo } from './connection-info.js';
 import { framingFor, type Framing } from './framing.js';
 import { forwardDrain, setRawHeaders } from './node-internals.js';
-import { hasHeader, parseAllRaw } from './raw-headers.js';
+import { hasHeader, parseAllRaw, rawFromAllHttp } from './raw-headers.js';
 import { IsapiRequestInfo } from './request-info.js';
 import { requestTarget } from './request-url.js';
 import { parseHead, renderIsapiHeaders } from './response-head.js';
@@ -106,7 +107,15 @@ export class Exchange {
     req.httpVersionMajor = m ? Number(m[1]) : 1;
     req.httpVersionMinor = m ? Number(m[2] ?? 0) : 1;
     req.httpVersion = `${req.httpVersionMajor}.${req.httpVersionMinor}`;
-    const raw = parseAllRaw(ecb.getServerVariableString('ALL_RAW') ?? '');
+    const allRaw = ecb.getServerVariableString('ALL_RAW');
+    let raw: string[];
+    if (allRaw !== null) raw = parseAllRaw(allRaw);
+    else {
+      // Never serve a request with its headers silently gone: fall back to ALL_HTTP, or refuse (HSE_STATUS_ERROR).
+      const allHttp = ecb.getServerVariableString('ALL_HTTP');
+      if (allHttp === null) throw new IsapiError(ErrorCodes.CALL_FAILED, 'neither ALL_RAW nor ALL_HTTP could be read: the request headers are unknown');
+      raw = rawFromAllHttp(allHttp, ecb.getServerVariableString('CONTENT_TYPE'), ecb.getServerVariableString('CONTENT_LENGTH'));
+    }
     if (!hasHeader(raw, 'host')) {
       // Host is always present for the app (P9: Hono answers 400 without it); take it from IIS's own view.
       const name = ecb.getServerVariableString('SERVER_NAME') ?? 'localhost';

@@ -1,4 +1,4 @@
-import { parseAllRaw } from '../../src/http/raw-headers.js';
+import { parseAllRaw, rawFromAllHttp } from '../../src/http/raw-headers.js';
 import { mountPathOf, stripMountPath } from '../../src/http/request-url.js';
 
 describe('ALL_RAW parsing', () => {
@@ -32,5 +32,13 @@ describe('mount path', () => {
     ['/x', '', '/x'],
   ])('%s under %j is routed as %s', (url, mount, expected) => {
     expect(stripMountPath(url, mount)).toBe(expected);
+  });
+});
+
+describe('ALL_HTTP fallback', () => {
+  test('rebuilds names, adds CONTENT_TYPE and CONTENT_LENGTH that CGI keeps apart', () => {
+    expect(rawFromAllHttp('HTTP_HOST:h\r\nHTTP_X_MY_HEADER:v\r\nHTTP_ACCEPT:*/*\r\n', 'text/plain', '5')).toEqual([
+      'Host', 'h', 'X-My-Header', 'v', 'Accept', '*/*', 'Content-Type', 'text/plain', 'Content-Length', '5',
+    ]);
   });
 });

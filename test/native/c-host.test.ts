@@ -15,6 +15,7 @@ import {
   ERROR_INVALID_PARAMETER,
   ERROR_NETNAME_DELETED,
   ERROR_NO_DATA,
+  ERROR_OPERATION_ABORTED,
   HSE_APPEND_LOG_PARAMETER,
   HSE_IO_ASYNC,
   HSE_REQ_ASYNC_READ_CLIENT,
@@ -637,6 +638,62 @@ describe('the C reference host', () => {
       expect(r.body.toString()).toBe('true');
       expect(r.doneCount).toBe(1);
     }
+  });
+
+  test('kill switches: client dropped mid-response (sync 64, async 995, partial delivery), GetServerVariable failing with 87', async () => {
+    const seen: Record<string, unknown> = {};
+    const sync = await host.execute(new RequestModel({ url: '/drop-sync', headers: { 'X-Req-Id': 's' } }), (p) => {
+      const ecb = new RawEcb(p);
+      seen.failVar = ecb.gsv('HEADER_X-Req-Id', Buffer.alloc(64), new Uint32Array([64]));
+      seen.otherVar = ecb.variable('URL');
+      seen.headers = ecb.sendHeaders('200 OK', 'Content-Length: 300\r\n\r\n', true);
+      seen.first = ecb.write(Buffer.alloc(100, 1));
+      seen.crossing = ecb.write(Buffer.alloc(100, 2));
+      seen.after = ecb.write(Buffer.alloc(10, 3));
+      const connected = new Int32Array([-1]);
+      ecb.ssf(HSE_REQ_IS_CONNECTED, connected);
+      seen.connected = connected[0];
+      return HSE_STATUS_ERROR;
+    }, { dropAfterBytes: 150, failVariable: 'header_x-req-id' });
+    noViolations(sync);
+    expect(seen.failVar).toEqual({ ok: 0, errno: ERROR_INVALID_PARAMETER });
+    expect(Buffer.isBuffer(seen.otherVar)).toBe(true);
+    expect(seen.headers).toMatchObject({ ok: 1 });
+    expect(seen.first).toMatchObject({ ok: 1 });
+    expect(seen.crossing).toMatchObject({ ok: 0, errno: ERROR_NETNAME_DELETED });
+    expect(seen.after).toMatchObject({ ok: 0, errno: ERROR_NETNAME_DELETED });
+    expect(seen.connected).toBe(0);
+    expect(sync.clientDropped).toBe(true);
+    expect(sync.body).toEqual(Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(50, 2)]));
+
+    const completions: [number, number][] = [];
+    const async = await host.execute(new RequestModel({ url: '/drop-async' }), (p) => {
+      const ecb = new RawEcb(p);
+      ecb.sendHeaders('200 OK', 'Content-Length: 300\r\n\r\n', true);
+      const chunks = [Buffer.alloc(100, 1), Buffer.alloc(100, 2), Buffer.alloc(100, 3)];
+      const next = (): void => {
+        const chunk = chunks.shift();
+        if (!chunk) return void ecb.done(HSE_STATUS_SUCCESS);
+        writeAsync(ecb, chunk, (cbIO, error) => {
+          completions.push([cbIO, error]);
+          if (error !== 0) {
+            seen.writeAfterDrop = ecb.write(Buffer.alloc(1), HSE_IO_ASYNC);
+            ecb.done(HSE_STATUS_ERROR);
+            return;
+          }
+          next();
+        });
+      };
+      next();
+      return HSE_STATUS_PENDING;
+    }, { dropAfterBytes: 150, asyncDelayUs: 1000 });
+    noViolations(async);
+    expect(completions).toEqual([[100, 0], [50, ERROR_OPERATION_ABORTED]]);
+    expect(seen.writeAfterDrop).toMatchObject({ ok: 0, errno: ERROR_NETNAME_DELETED });
+    expect(async.body.length).toBe(150);
+    expect(async.doneStatus).toBe(HSE_STATUS_ERROR);
+    expect(async.doneCount).toBe(1);
+    expect(async.clientDropped).toBe(true);
   });
 
   test('a missing C compiler is a clear error, never a silent skip', () => {

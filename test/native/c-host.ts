@@ -8,6 +8,17 @@
  *   const res = await host.execute(new RequestModel({ method: 'POST', url: '/x', body }), (pEcb) => proc(pEcb));
  *   await host.close();                 // unregisters the proc trampoline, frees the native requests
  *
+ * The loader contract (docs/native-host.md): every CHost owns a gate (host.c "THE LOADER CONTRACT") through which
+ * each call into JS passes: an accepting flag, an in-flight counter and a cap of `maxJsCalls` concurrent calls
+ * (a semaphore: excess host threads wait instead of overflowing koffi's max_async_calls). The IIS-like lifecycle:
+ *
+ *   const host = new CHost({ requireStart: true, maxJsCalls: 16 });   // requests get a native 503 until start()
+ *   const points = ext.nativeEntryPoints();
+ *   await host.start(points.GetExtensionVersion);                     // from a host thread, never the JS thread
+ *   const run = host.executeMany(models, points.HttpExtensionProc, { threads: 32, intervalUs: 2000 });
+ *   const t = await host.terminate(points.TerminateExtension, { flags: 2, timeoutMs: 10_000 });
+ *   // t: drained, terminateCalled, terminateResult, ...; host.stats(): calls, peak, refusals, trip-wires
+ *
  * Threading: host_run blocks, so it is called through koffi's `.async()` (on a libuv pool thread); the JS thread
  * stays free to run the proc, which koffi relays from the host threads (koffi.md 3c). The pending `.async()`
  * call holds the event loop open by itself (checked: a run that waits 700 ms for a timeout keeps a timer-less
@@ -37,6 +48,9 @@ const HOST_LDFLAGS: readonly string[] = process.platform === 'linux' ? ['-Wl,-z,
 const LIB_EXT = process.platform === 'win32' ? '.dll' : process.platform === 'darwin' ? '.dylib' : '.so';
 
 const HSE_STATUS_ERROR = 4;
+const HSE_TERM_MUST_UNLOAD = 2;
+/** The gate's cap when none is given: IIS-like thread counts (8 to 64) pass, far below max_async_calls. */
+export const DEFAULT_MAX_JS_CALLS = 64;
 
 /**
  * Compile host.c with `cc` (a command, optionally with leading arguments, as $CC may be) into
@@ -107,6 +121,44 @@ const Int = {
   COMPLETION_TID: 14,
   COMPLETIONS: 15,
   BODY_READ: 16,
+  REFUSED: 17,
+  DROPPED: 18,
+  COMPLETIONS_REFUSED: 19,
+} as const;
+/** host_gate_stats's indices (GS_* in host.c), in order. */
+const GATE_STATS = [
+  'state',
+  'maxJsCalls',
+  'inFlight',
+  'peakInFlight',
+  'procCalls',
+  'completionCalls',
+  'startCalls',
+  'terminateCalls',
+  'capWaits',
+  'openSessions',
+  'outstandingIo',
+  'refusedNotStarted',
+  'refusedDraining',
+  'refusedAfterTerminate',
+  'completionsRefused',
+  'callsAfterTerminate',
+  'sessionsOpened',
+] as const;
+const GATE_STATES = ['loaded', 'accepting', 'draining', 'closing', 'terminated'] as const;
+const REFUSALS = [null, 'not-started', 'draining', 'terminated'] as const;
+/** host_terminate's out[] (TR_* in host.c). */
+const TR = {
+  DRAINED: 0,
+  TERM_CALLED: 1,
+  TERM_RESULT: 2,
+  INFLIGHT_AT_STOP: 3,
+  OPEN_AT_STOP: 4,
+  OPEN_AT_TERMINATE: 5,
+  DRAIN_US: 6,
+  TERM_US: 7,
+  REFUSED_WHILE_DRAINING: 8,
+  COUNT: 9,
 } as const;
 /** host_result_list_*'s `which`. */
 const List = { UNHEALTHY: 0, LOG_PARAMS: 1 } as const;
@@ -119,9 +171,17 @@ export interface HostApi {
   readonly request_add_var: Fn<[bigint, string, Buffer | null, number, number], number>;
   readonly request_set_body: Fn<[bigint, Buffer, number, number, number], number>;
   readonly request_set_options: Fn<[bigint, number, number, number, number], number>;
+  readonly request_set_faults: Fn<[bigint, number, string | null, number], number>;
   readonly request_ecb: Fn<[bigint], bigint>;
   readonly request_free: Fn<[bigint], void>;
   readonly run: Fn<[bigint, BigUint64Array, number, number, number], number>;
+  readonly run_ex: Fn<[bigint | null, bigint, BigUint64Array, number, number, number, number], number>;
+  readonly gate_new: Fn<[number, number], bigint | null>;
+  readonly gate_free: Fn<[bigint], void>;
+  readonly gate_stats: Fn<[bigint, BigInt64Array, number], number>;
+  readonly gate_wait: Fn<[bigint, number, number, number], number | bigint>;
+  readonly start_extension: Fn<[bigint, bigint, Uint32Array, Buffer, number], number>;
+  readonly terminate: Fn<[bigint, bigint | null, number, number, BigInt64Array, number], number>;
   readonly result_bytes: Fn<[bigint, number, Uint32Array], bigint | null>;
   readonly result_int: Fn<[bigint, number], number | bigint>;
   readonly result_list_count: Fn<[bigint, number], number>;
@@ -151,9 +211,18 @@ export function loadCHost(): HostApi {
     request_add_var: f('int host_request_add_var(void *req, const char *name, const uint8_t *value, uint32_t len, int32_t no_data)'),
     request_set_body: f('int host_request_set_body(void *req, const uint8_t *data, uint32_t len, uint32_t total_bytes, uint32_t read_ahead)'),
     request_set_options: f('int host_request_set_options(void *req, int32_t keep_conn, uint32_t async_delay_us, uint32_t timeout_ms, int64_t abort_after)'),
+    request_set_faults: f('int host_request_set_faults(void *req, int64_t drop_after, const char *fail_var, uint32_t fail_var_error)'),
     request_ecb: f('void *host_request_ecb(void *req)'),
     request_free: f('void host_request_free(void *req)'),
     run: f('int32_t host_run(void *proc, void *reqs, uint32_t n, uint32_t threads, uint32_t io_threads)'),
+    run_ex: f('int32_t host_run_ex(void *gate, void *proc, void *reqs, uint32_t n, uint32_t threads, uint32_t io_threads, uint32_t interval_us)'),
+    gate_new: f('void *host_gate_new(uint32_t max_js_calls, int32_t accepting)'),
+    gate_free: f('void host_gate_free(void *gate)'),
+    // Out-arrays are `void *`: a TypedArray is then passed by address (koffi.md 6d), which .async() needs.
+    gate_stats: f('uint32_t host_gate_stats(void *gate, void *out, uint32_t n)'),
+    gate_wait: f('int64_t host_gate_wait(void *gate, uint32_t which, int64_t value, uint32_t timeout_ms)'),
+    start_extension: f('int32_t host_start_extension(void *gate, void *gev, void *version, void *desc, uint32_t desc_len)'),
+    terminate: f('int32_t host_terminate(void *gate, void *term_fn, uint32_t flags, uint32_t timeout_ms, void *out, uint32_t n)'),
     result_bytes: f('void *host_result_bytes(void *req, uint32_t which, _Out_ uint32_t *len)'),
     result_int: f('int64_t host_result_int(void *req, uint32_t which)'),
     result_list_count: f('uint32_t host_result_list_count(void *req, uint32_t which)'),
@@ -200,6 +269,83 @@ export interface CHostResult extends RecordedResponse {
   bodyBytesRead: number;
   /** An exception that escaped a JS proc (the trampoline caught it and returned HSE_STATUS_ERROR), else null. */
   procError: unknown;
+  /**
+   * Why the loader (the host's gate) answered with its own 503 without calling JS: before GetExtensionVersion,
+   * while draining for TerminateExtension, or after it. null when the proc entered JS.
+   */
+  refused: 'not-started' | 'draining' | 'terminated' | null;
+  /** The dropAfterBytes kill switch fired: the client went away mid-response. */
+  clientDropped: boolean;
+  /** Completions the gate did not deliver because the extension was closing or terminated. */
+  completionsRefused: number;
+}
+
+/** The gate's counters: what the loader let into JS, and what it refused. */
+export interface CHostGateStats {
+  state: (typeof GATE_STATES)[number];
+  /** The cap on concurrent calls into JS. */
+  maxJsCalls: number;
+  /** Calls into JS right now. */
+  inFlight: number;
+  /** The most calls into JS that were ever in flight at once (never above maxJsCalls). */
+  peakInFlight: number;
+  /** HttpExtensionProc calls that entered JS. */
+  procCalls: number;
+  /** IO completion calls that entered JS. */
+  completionCalls: number;
+  /** GetExtensionVersion calls. */
+  startCalls: number;
+  /** TerminateExtension calls (at most 1). */
+  terminateCalls: number;
+  /** Calls that had to wait at the cap. */
+  capWaits: number;
+  /** Sessions that entered JS and have not ended. */
+  openSessions: number;
+  /** Their async operations not yet completed. */
+  outstandingIo: number;
+  /** Requests answered with the native 503 before GetExtensionVersion. */
+  refusedNotStarted: number;
+  /** ... between terminate() and the JS TerminateExtension. */
+  refusedDraining: number;
+  /** ... after the JS TerminateExtension was called. */
+  refusedAfterTerminate: number;
+  /** Completions not delivered (closing or terminated). */
+  completionsRefused: number;
+  /** Trip-wire: calls into JS that entered after TerminateExtension was called. Must be 0. */
+  callsAfterTerminate: number;
+  sessionsOpened: number;
+}
+
+/** What host.terminate() did. */
+export interface CHostTermination {
+  /** In-flight calls reached 0, every session ended and every async op completed within timeoutMs. */
+  drained: boolean;
+  /** Calls into JS in flight when the host stopped accepting. */
+  inFlightAtStop: number;
+  /** Sessions open when the host stopped accepting. */
+  openSessionsAtStop: number;
+  /** Sessions that ended during the drain. */
+  drainedSessions: number;
+  /** Sessions still open when TerminateExtension was called (0 when drained). */
+  openSessionsAtTerminate: number;
+  /** Whether the JS TerminateExtension was called (false only if JS never returned the calls in flight). */
+  terminateCalled: boolean;
+  /** Its return value, null if it was not called. */
+  terminateResult: boolean | null;
+  /** Requests the host answered with its own 503 while draining. */
+  refusedWhileDraining: number;
+  /** Requests refused after TerminateExtension, as of when terminate() resolved (see stats() for later ones). */
+  refusedAfterTerminate: number;
+  /** Stop → TerminateExtension, and time inside TerminateExtension. */
+  drainMs: number;
+  terminateMs: number;
+}
+
+export interface CHostOptions {
+  /** The loader's cap on concurrent calls into JS. Default 64. Must be below koffi's max_async_calls. */
+  maxJsCalls?: number;
+  /** Refuse requests (native 503) until start() ran GetExtensionVersion, as IIS does. Default false: accepting. */
+  requireStart?: boolean;
 }
 
 export type ProcFunction = (pEcb: bigint) => number;
@@ -215,11 +361,30 @@ export interface CHostRequestOptions {
   abortAfterBytes?: number;
   /** I/O threads serving async operations. Default 2. */
   ioThreads?: number;
+  /** Kill switch: the client disconnects once this many response body bytes went out (host.c KILL SWITCHES). */
+  dropAfterBytes?: number;
+  /** Kill switch: GetServerVariable of this name fails with `failVariableError` (default 87). */
+  failVariable?: string;
+  failVariableError?: number;
 }
 
 export interface CHostManyOptions extends CHostRequestOptions {
   /** Host threads calling HttpExtensionProc; 0 calls it on the run's own thread. Default 4. */
   threads?: number;
+  /** Each host thread pauses this long before each request (the clients' arrival rate). Default 0. */
+  intervalUs?: number;
+  /**
+   * Call the proc straight from the host threads, without the gate (no cap, no accepting check): only to show
+   * what the gate prevents (test/native/cap-scenario.ts crashes koffi this way). Default false.
+   */
+  bypassGate?: boolean;
+}
+
+export interface CHostTerminateOptions {
+  /** HSE_TERM_* flags for TerminateExtension. Default HSE_TERM_MUST_UNLOAD (2). */
+  flags?: number;
+  /** How long to wait for the drain (and again for calls still inside JS). Default 30000. */
+  timeoutMs?: number;
 }
 
 /* Requests freed lazily, so that a late touch of a dead ECB hits live memory (and counts as a violation). */
@@ -269,6 +434,9 @@ export function variableTable(model: RequestModel): [string, Buffer | null][] {
 
 export class CHost {
   readonly api: HostApi;
+  /** The cap on concurrent calls into JS this host enforces. */
+  readonly maxJsCalls: number;
+  private gate: bigint | null;
   private trampoline: bigint | null = null;
   private readonly procs = new Map<bigint, { fn: ProcFunction; error: unknown }>();
   private readonly inflight = new Set<Promise<unknown>>();
@@ -276,8 +444,114 @@ export class CHost {
   private graveyardBytes = 0;
   private closed = false;
 
-  constructor() {
+  constructor(options: CHostOptions = {}) {
     this.api = loadCHost();
+    const maxJsCalls = options.maxJsCalls ?? DEFAULT_MAX_JS_CALLS;
+    const maxAsync = this.api.koffi.config().max_async_calls ?? 256;
+    if (!Number.isInteger(maxJsCalls) || maxJsCalls < 1 || maxJsCalls >= maxAsync) {
+      // Each host thread blocked in a call into JS holds one of koffi's async slots; past max_async_calls koffi
+      // crashes the process (koffi.md 3c), so the cap must stay below it (docs/native-host.md).
+      throw new RangeError(`CHost maxJsCalls must be an integer from 1 to max_async_calls - 1 (${maxAsync - 1}), got ${String(options.maxJsCalls)}`);
+    }
+    this.maxJsCalls = maxJsCalls;
+    const gate = this.api.gate_new(maxJsCalls, options.requireStart ? 0 : 1);
+    if (gate === null) throw new Error('host_gate_new: out of memory');
+    this.gate = gate;
+  }
+
+  private liveGate(): bigint {
+    if (this.closed || this.gate === null) throw new Error('CHost is closed');
+    return this.gate;
+  }
+
+  /** Keep a native call that uses the gate in `inflight`, so close() frees the gate only after it returned. */
+  private async track<T>(work: Promise<T>): Promise<T> {
+    this.inflight.add(work);
+    try {
+      return await work;
+    } finally {
+      this.inflight.delete(work);
+    }
+  }
+
+  /**
+   * The loader's GetExtensionVersion: calls `getExtensionVersion` (a native pointer, e.g.
+   * `ext.nativeEntryPoints().GetExtensionVersion`) from a host thread, through the gate, and starts accepting
+   * requests if it returned TRUE. Rejects if the host is already terminating.
+   */
+  start(getExtensionVersion: bigint): Promise<{ ok: boolean; version: number; description: string }> {
+    const gate = this.liveGate();
+    const version = new Uint32Array(1);
+    const desc = Buffer.alloc(256);
+    const work = new Promise<{ ok: boolean; version: number; description: string }>((resolve, reject) => {
+      this.api.start_extension.async(gate, getExtensionVersion, version, desc, desc.length, (err: unknown, rc: number) => {
+        if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+        if (rc < 0) return reject(new Error('host_start_extension refused: the host is terminating, or a bad pointer'));
+        const end = desc.indexOf(0);
+        resolve({ ok: rc === 1, version: version[0] as number, description: desc.toString('latin1', 0, end < 0 ? desc.length : end) });
+      });
+    });
+    return this.track(work);
+  }
+
+  /**
+   * The loader's TerminateExtension, from a host thread: stop accepting (new requests get the host's own 503),
+   * wait until no call is inside JS, every session that entered JS has called DONE and no async I/O is
+   * outstanding (up to timeoutMs), then call `terminateExtension` (a native pointer) once; nothing calls into JS
+   * afterwards. Runs in flight keep going: their remaining requests are refused natively. Once per host.
+   */
+  terminate(terminateExtension: bigint | null, options: CHostTerminateOptions = {}): Promise<CHostTermination> {
+    const gate = this.liveGate();
+    const out = new BigInt64Array(TR.COUNT);
+    const work = new Promise<CHostTermination>((resolve, reject) => {
+      this.api.terminate.async(gate, terminateExtension, options.flags ?? HSE_TERM_MUST_UNLOAD, options.timeoutMs ?? 30000, out, out.length, (err: unknown, rc: number) => {
+        if (err) return reject(err instanceof Error ? err : new Error(String(err)));
+        if (rc === -2) return reject(new Error('host_terminate already ran on this host'));
+        if (rc !== 0) return reject(new Error('host_terminate refused its arguments'));
+        const v = (i: number): number => Number(out[i]);
+        const result = v(TR.TERM_RESULT);
+        resolve({
+          drained: v(TR.DRAINED) === 1,
+          inFlightAtStop: v(TR.INFLIGHT_AT_STOP),
+          openSessionsAtStop: v(TR.OPEN_AT_STOP),
+          drainedSessions: v(TR.OPEN_AT_STOP) - v(TR.OPEN_AT_TERMINATE),
+          openSessionsAtTerminate: v(TR.OPEN_AT_TERMINATE),
+          terminateCalled: v(TR.TERM_CALLED) === 1,
+          terminateResult: result < 0 ? null : result === 1,
+          refusedWhileDraining: v(TR.REFUSED_WHILE_DRAINING),
+          refusedAfterTerminate: this.stats().refusedAfterTerminate,
+          drainMs: v(TR.DRAIN_US) / 1000,
+          terminateMs: v(TR.TERM_US) / 1000,
+        });
+      });
+    });
+    return this.track(work);
+  }
+
+  /**
+   * The gate's counters (a consistent snapshot; a short lock, never a wait on JS, so it is safe on the JS thread).
+   * Readable until close() has finished, including from the callbacks of calls close() waits for.
+   */
+  stats(): CHostGateStats {
+    if (this.gate === null) throw new Error('CHost is closed');
+    const out = new BigInt64Array(GATE_STATS.length);
+    this.api.gate_stats(this.gate, out, out.length);
+    const stats = {} as Record<(typeof GATE_STATS)[number], number>;
+    GATE_STATS.forEach((name, i) => (stats[name] = Number(out[i])));
+    return { ...stats, state: GATE_STATES[stats.state] ?? 'loaded' } as CHostGateStats;
+  }
+
+  /** Resolve once a gate counter reaches `value` (or after timeoutMs), with its value then. Waits on a host thread. */
+  waitFor(counter: Exclude<keyof CHostGateStats, 'state'>, value: number, timeoutMs = 30000): Promise<number> {
+    const gate = this.liveGate();
+    const which = GATE_STATS.indexOf(counter);
+    const work = new Promise<number>((resolve, reject) => {
+      this.api.gate_wait.async(gate, which, value, timeoutMs, (err: unknown, v: number | bigint) => {
+        if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        else resolve(Number(v));
+      });
+    });
+    return this.track(work);
   }
 
   /** Run one request; `proc` is a native HttpExtensionProc address or a JS function given the ECB address. */
@@ -288,17 +562,11 @@ export class CHost {
 
   /** Run many requests from `threads` host threads at once; results come back in the order of `models`. */
   async executeMany(models: readonly RequestModel[], proc: bigint | ProcFunction, opts: CHostManyOptions = {}): Promise<CHostResult[]> {
-    if (this.closed) throw new Error('CHost is closed');
-    const run = this.runMany(models, proc, opts);
-    this.inflight.add(run);
-    try {
-      return await run;
-    } finally {
-      this.inflight.delete(run);
-    }
+    const gate = this.liveGate();
+    return this.track(this.runMany(models, proc, opts, gate));
   }
 
-  private async runMany(models: readonly RequestModel[], proc: bigint | ProcFunction, opts: CHostManyOptions): Promise<CHostResult[]> {
+  private async runMany(models: readonly RequestModel[], proc: bigint | ProcFunction, opts: CHostManyOptions, gate: bigint): Promise<CHostResult[]> {
     const { api } = this;
     const built: { req: bigint; bodyLength: number }[] = [];
     try {
@@ -324,7 +592,7 @@ export class CHost {
       try {
         await new Promise<number>((resolve, reject) => {
           // `handles` stays referenced by this closure until the call returns.
-          api.run.async(procPtr, handles, reqs.length, threads, ioThreads, (err: unknown, timeouts: number) => {
+          api.run_ex.async(opts.bypassGate ? null : gate, procPtr, handles, reqs.length, threads, ioThreads, opts.intervalUs ?? 0, (err: unknown, timeouts: number) => {
             if (err) reject(err instanceof Error ? err : new Error(String(err)));
             else if (timeouts < 0) reject(new Error('host_run refused the requests (bad handle, or a request that already ran)'));
             else resolve(timeouts);
@@ -368,6 +636,9 @@ export class CHost {
         api.request_set_options(req, opts.keepConn ? 1 : 0, opts.asyncDelayUs ?? 0, opts.timeoutMs ?? 30000, opts.abortAfterBytes ?? -1),
         'host_request_set_options',
       );
+      if (opts.dropAfterBytes !== undefined || opts.failVariable !== undefined) {
+        check(api.request_set_faults(req, opts.dropAfterBytes ?? -1, opts.failVariable ?? null, opts.failVariableError ?? 0), 'host_request_set_faults');
+      }
       return { req, bodyLength: body.length };
     } catch (err) {
       api.request_free(req);
@@ -460,6 +731,9 @@ export class CHost {
       completions: int(Int.COMPLETIONS),
       bodyBytesRead: int(Int.BODY_READ),
       procError: this.procs.get(ecb)?.error ?? null,
+      refused: REFUSALS[int(Int.REFUSED)] ?? null,
+      clientDropped: int(Int.DROPPED) === 1,
+      completionsRefused: int(Int.COMPLETIONS_REFUSED),
     };
   }
 
@@ -477,9 +751,9 @@ export class CHost {
   }
 
   /**
-   * Wait for runs in flight, free every native request and unregister the proc trampoline. When nothing is in
-   * flight the cleanup happens before this returns, so even an un-awaited close() leaves koffi's callback count
-   * where it was.
+   * Wait for runs (and start/terminate/waitFor calls) in flight, free every native request and the gate, and
+   * unregister the proc trampoline. When nothing is in flight the cleanup happens before this returns, so even an
+   * un-awaited close() leaves koffi's callback count where it was.
    */
   close(): Promise<void> {
     this.closed = true;
@@ -487,6 +761,10 @@ export class CHost {
       for (const { req } of this.graveyard) this.api.request_free(req);
       this.graveyard = [];
       this.graveyardBytes = 0;
+      if (this.gate !== null) {
+        this.api.gate_free(this.gate);
+        this.gate = null;
+      }
       if (this.trampoline !== null) {
         this.api.koffi.unregister(this.trampoline);
         this.trampoline = null;

@@ -12,8 +12,11 @@
  * C API (all exported, cdecl; the ECB callbacks are WINAPI):
  *   request setup   host_request_new, host_request_set_field, host_request_add_var, host_request_set_body,
  *                   host_request_set_options, host_request_ecb, host_request_free
- *   running         host_run (blocking: call it through koffi's .async(), never synchronously from the JS thread
- *                   that registered the proc: koffi.md 3(c) deadlock)
+ *   request setup   host_request_set_faults (kill switches, below)
+ *   running         host_run, host_run_ex (blocking: call them through koffi's .async(), never synchronously from
+ *                   the JS thread that registered the proc: koffi.md 3(c) deadlock)
+ *   the loader      host_gate_new, host_gate_free, host_gate_stats, host_gate_wait, host_start_extension,
+ *                   host_terminate (the blocking ones, through .async() too)
  *   results         host_result_bytes, host_result_int, host_result_list_count, host_result_list_item
  *   misc            host_last_error, host_thread_id, host_ecb_layout, host_pinned
  *
@@ -41,7 +44,46 @@
  * after the proc calls, host_run waits for every pending request's DONE_WITH_SESSION and then for its outstanding
  * async I/O (completions included), each up to the request's timeout counted from when its proc returned.
  * Async I/O is served by host-owned I/O threads that sleep async_delay_us and only THEN touch the caller's
- * memory, like real overlapped I/O; they are joined before host_run returns.
+ * memory, like real overlapped I/O; they are joined before host_run returns. host_run_ex adds a gate (below) and
+ * `interval_us`, a pause each host thread takes before its next request (client arrival rate; 0 = none).
+ *
+ * THE LOADER CONTRACT (docs/native-host.md). A gate (host_gate_new) plays the part of the Node loader DLL that IIS
+ * would load: every call into JS made by host_run_ex with a gate, host_start_extension and host_terminate goes
+ * through it. States:
+ *     LOADED ──GetExtensionVersion TRUE──▶ ACCEPTING ──host_terminate──▶ DRAINING ──drained or timeout──▶ CLOSING
+ *     ──in-flight JS calls 0──▶ TERMINATED (the JS TerminateExtension is called once, then nothing calls JS again)
+ *   - accepting + in-flight counter: gate_enter/gate_leave bracket every call into JS (HttpExtensionProc, IO
+ *     completion routines, GetExtensionVersion). The counter and the state change under one lock, so no call can
+ *     slip in between "stop" and "in flight == 0".
+ *   - cap: at most max_js_calls calls into JS at once (a counting semaphore: a mutex, a counter and a condition
+ *     variable). Excess host threads WAIT; they never reach koffi, whose max_async_calls overflow crashes the
+ *     process (koffi.md 3c). max_js_calls must be below max_async_calls (CHost checks it).
+ *   - not accepting (LOADED, DRAINING, CLOSING, TERMINATED): HttpExtensionProc is answered natively, without JS,
+ *     through the ECB's own functions: SEND_RESPONSE_HEADER_EX "503 Service Unavailable" (Content-Length,
+ *     Retry-After: 1, fKeepConn FALSE), a sync WriteClient of "Service Unavailable\n", DONE_WITH_SESSION
+ *     (HSE_STATUS_SUCCESS), then HSE_STATUS_PENDING: the sequence the library's respondDirect uses. The request
+ *     records why (RI_REFUSED) so tests can tell a native 503 from one the extension sent.
+ *   - completion routines are still delivered in DRAINING (sessions in flight need them); in CLOSING and
+ *     TERMINATED they are refused (the op completes without calling JS) and counted.
+ *   - host_terminate: DRAINING, wait until in-flight JS calls are 0 AND every session that entered JS has ended
+ *     AND no async op is outstanding (or timeout_ms), CLOSING, wait for in-flight calls to reach 0 (up to another
+ *     timeout_ms; a JS thread that never returns them is stuck), TERMINATED, then call the JS TerminateExtension
+ *     once from the calling thread (call host_terminate through koffi's .async so the JS thread stays free).
+ *   - counters (host_gate_stats): calls into JS by kind, the peak of concurrent calls, cap waits, refusals by
+ *     reason, completions refused, and a trip-wire: calls into JS made while TERMINATED (must stay 0).
+ *
+ * KILL SWITCHES for fault tests (per request):
+ *   abort_after       (host_request_set_options) the client stops sending the body after N bytes: ReadClient
+ *                     returns TRUE with 0 bytes, IS_CONNECTED answers FALSE.
+ *   async_delay_us    (host_request_set_options) delays every async completion by that much.
+ *   drop_after        (host_request_set_faults) the client disconnects once N response body bytes went out:
+ *                     the write that crosses N delivers only the bytes up to N; a sync WriteClient then fails with
+ *                     ERROR_NETNAME_DELETED (64); an async one completes with ERROR_OPERATION_ABORTED (995) and
+ *                     cbIO = the bytes that went out; later writes and headers fail at once with 64; reads give
+ *                     0 bytes (an async read completes with 995); IS_CONNECTED answers FALSE. 0 = drop at the
+ *                     first body byte; -1 = never.
+ *   fail_var          (host_request_set_faults) GetServerVariable of this name (case-insensitive) fails with
+ *                     fail_var_error (default ERROR_INVALID_PARAMETER, 87).
  */
 #if !defined(_WIN32) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
@@ -73,6 +115,7 @@ static void mutex_unlock(host_mutex_t *m) { ReleaseSRWLockExclusive(m); }
 static void cond_init(host_cond_t *c) { InitializeConditionVariable(c); }
 static void cond_destroy(host_cond_t *c) { (void)c; }
 static void cond_broadcast(host_cond_t *c) { WakeAllConditionVariable(c); }
+static void cond_signal(host_cond_t *c) { WakeConditionVariable(c); }
 static uint64_t now_us(void) {
   LARGE_INTEGER f, c;
   QueryPerformanceFrequency(&f);
@@ -100,6 +143,7 @@ static void thread_join(host_thread_t t) {
 }
 static uint64_t current_tid(void) { return (uint64_t)GetCurrentThreadId(); }
 static void set_os_last_error(uint32_t code) { SetLastError(code); }
+static void sleep_us(uint32_t us) { Sleep((us + 999) / 1000); }
 #else
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -136,6 +180,7 @@ static void cond_init(host_cond_t *c) {
 }
 static void cond_destroy(host_cond_t *c) { pthread_cond_destroy(c); }
 static void cond_broadcast(host_cond_t *c) { pthread_cond_broadcast(c); }
+static void cond_signal(host_cond_t *c) { pthread_cond_signal(c); }
 static uint64_t now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -163,6 +208,13 @@ static uint64_t current_tid(void) {
 #endif
 }
 static void set_os_last_error(uint32_t code) { (void)code; }
+static void sleep_us(uint32_t us) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(us / 1000000u);
+  ts.tv_nsec = (long)(us % 1000000u) * 1000L;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
 #endif
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -195,6 +247,7 @@ static void set_os_last_error(uint32_t code) { (void)code; }
 #define ERROR_INSUFFICIENT_BUFFER 122u
 #define ERROR_NO_DATA 232u
 #define ERROR_INVALID_INDEX 1413u
+#define ERROR_OPERATION_ABORTED 995u
 
 #define UNKNOWN_LENGTH 0xFFFFFFFFu
 
@@ -205,6 +258,14 @@ typedef BOOL(WINAPI *PFN_RC)(void *ConnID, void *lpvBuffer, DWORD *lpdwSize);
 typedef BOOL(WINAPI *PFN_SSF)(void *hConn, DWORD dwHSERequest, void *lpvBuffer, DWORD *lpdwSize, DWORD *lpdwDataType);
 typedef DWORD(WINAPI *PFN_HTTPEXTENSIONPROC)(EXTENSION_CONTROL_BLOCK *pECB);
 typedef void(WINAPI *PFN_HSE_IO_COMPLETION)(EXTENSION_CONTROL_BLOCK *pECB, void *pContext, DWORD cbIO, DWORD dwError);
+
+#define HSE_MAX_EXT_DLL_NAME_LEN 256
+typedef struct {
+  DWORD dwExtensionVersion;
+  char lpszExtensionDesc[HSE_MAX_EXT_DLL_NAME_LEN];
+} HSE_VERSION_INFO;
+typedef BOOL(WINAPI *PFN_GETEXTENSIONVERSION)(HSE_VERSION_INFO *pVer);
+typedef BOOL(WINAPI *PFN_TERMINATEEXTENSION)(DWORD dwFlags);
 
 struct EXTENSION_CONTROL_BLOCK {
   DWORD cbSize;
@@ -293,6 +354,7 @@ typedef struct {
 
 struct run;
 struct hreq;
+struct gate;
 
 typedef struct io_op {
   struct io_op *next;
@@ -354,6 +416,17 @@ typedef struct hreq {
   uint32_t completions;
   uint64_t proc_return_us;
 
+  /* kill switches (host_request_set_faults) */
+  int64_t drop_after; /* -1 = never */
+  int dropped;        /* the client went away mid-response */
+  char *fail_var;     /* NULL = none */
+  uint32_t fail_var_error;
+
+  /* the loader (gate) */
+  struct gate *gate;  /* set when the proc entered JS through a gate: the session counts as open there */
+  int refused;        /* REFUSED_*: answered natively without calling JS */
+  uint32_t completions_refused;
+
   /* session state */
   int ended;
   int pending;   /* proc returned HSE_STATUS_PENDING */
@@ -372,7 +445,123 @@ typedef struct run {
   host_cond_t cv;
   io_op_t *queue;
   int stopping;
+  struct gate *gate;    /* NULL: call the proc directly (host_run) */
+  uint32_t interval_us; /* pause before each host thread's next request */
 } run_t;
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* The gate: what a Node loader DLL must do around every call into JS (docs/native-host.md)                      */
+/* ------------------------------------------------------------------------------------------------------------ */
+#define GATE_MAGIC 0x47415445u /* 'GATE' */
+
+enum { GATE_LOADED, GATE_ACCEPTING, GATE_DRAINING, GATE_CLOSING, GATE_TERMINATED };
+enum { CALL_PROC, CALL_COMPLETION, CALL_START };
+enum { REFUSED_NONE, REFUSED_NOT_STARTED, REFUSED_DRAINING, REFUSED_TERMINATED, REFUSED_COUNT };
+
+typedef struct gate {
+  uint32_t magic;
+  host_mutex_t mu;
+  host_cond_t cv;      /* state and counter changes: drain waiters, host_gate_wait */
+  host_cond_t cap_cv;  /* threads waiting at the cap: one is woken per freed place, all on a state change */
+  int state;
+  uint32_t max_js;     /* the cap: concurrent calls into JS */
+  uint32_t inflight;   /* calls into JS right now */
+  uint32_t peak;       /* the most ever in flight at once */
+  uint32_t open_sessions; /* sessions that entered JS and have not ended */
+  uint32_t ops;        /* async ops of those sessions not yet completed */
+  uint64_t proc_calls, completion_calls, start_calls, term_calls;
+  uint64_t cap_waits;  /* calls that had to wait at the cap */
+  uint64_t refused[REFUSED_COUNT];
+  uint64_t completions_refused;
+  uint64_t calls_after_terminate; /* trip-wire: must stay 0 */
+  uint64_t sessions_opened;
+} gate_t;
+
+static gate_t *gate_of(void *p) {
+  gate_t *g = (gate_t *)p;
+  return g && g->magic == GATE_MAGIC ? g : NULL;
+}
+
+/* May a call of this kind enter JS in this state? */
+static int gate_allows(int state, int kind) {
+  switch (kind) {
+    case CALL_PROC: return state == GATE_ACCEPTING;
+    case CALL_COMPLETION: return state == GATE_ACCEPTING || state == GATE_DRAINING;
+    default: return state == GATE_LOADED || state == GATE_ACCEPTING; /* CALL_START */
+  }
+}
+
+/*
+ * Enter JS: 1 = go (the caller MUST call gate_leave after the call returns), 0 = refused (*why says why, for a
+ * proc). The state check, the cap and the in-flight increment happen under one lock, so host_terminate, which
+ * changes the state under the same lock, never sees "in flight 0" while a call is on its way in.
+ */
+static int gate_enter(gate_t *g, int kind, int *why) {
+  int waited = 0;
+  mutex_lock(&g->mu);
+  for (;;) {
+    if (!gate_allows(g->state, kind)) {
+      if (kind == CALL_PROC) {
+        int reason = g->state == GATE_LOADED ? REFUSED_NOT_STARTED : g->state == GATE_TERMINATED ? REFUSED_TERMINATED : REFUSED_DRAINING;
+        g->refused[reason]++;
+        if (why) *why = reason;
+      } else if (kind == CALL_COMPLETION) {
+        g->completions_refused++;
+      }
+      mutex_unlock(&g->mu);
+      return 0;
+    }
+    if (g->inflight < g->max_js) break;
+    if (!waited) {
+      waited = 1;
+      g->cap_waits++;
+    }
+    cond_wait_until(&g->cap_cv, &g->mu, 0); /* the cap: wait here, never in koffi */
+  }
+  g->inflight++;
+  if (g->inflight > g->peak) g->peak = g->inflight;
+  if (kind == CALL_PROC) {
+    g->proc_calls++;
+    g->open_sessions++;
+    g->sessions_opened++;
+  } else if (kind == CALL_COMPLETION) {
+    g->completion_calls++;
+  } else {
+    g->start_calls++;
+  }
+  if (g->state == GATE_TERMINATED) g->calls_after_terminate++; /* unreachable by construction: a trip-wire */
+  mutex_unlock(&g->mu);
+  return 1;
+}
+
+static void gate_leave(gate_t *g) {
+  mutex_lock(&g->mu);
+  g->inflight--;
+  cond_signal(&g->cap_cv);
+  cond_broadcast(&g->cv);
+  mutex_unlock(&g->mu);
+}
+
+/* A state change: every thread waiting at the cap re-checks whether it may still enter. */
+static void gate_set_state(gate_t *g, int state) {
+  g->state = state;
+  cond_broadcast(&g->cap_cv);
+  cond_broadcast(&g->cv);
+}
+
+static void gate_session_end(gate_t *g) {
+  mutex_lock(&g->mu);
+  g->open_sessions--;
+  cond_broadcast(&g->cv);
+  mutex_unlock(&g->mu);
+}
+
+static void gate_ops(gate_t *g, int delta) {
+  mutex_lock(&g->mu);
+  g->ops = (uint32_t)((int64_t)g->ops + delta);
+  cond_broadcast(&g->cv);
+  mutex_unlock(&g->mu);
+}
 
 static BOOL WINAPI h_get_server_variable(void *hConn, char *name, void *buf, DWORD *size);
 static BOOL WINAPI h_write_client(void *hConn, void *buf, DWORD *bytes, DWORD flags);
@@ -436,6 +625,8 @@ HOST_EXPORT void *host_request_new(void) {
   mutex_init(&r->mu);
   cond_init(&r->cv);
   r->abort_after = -1;
+  r->drop_after = -1;
+  r->fail_var_error = ERROR_INVALID_PARAMETER;
   r->timeout_ms = 30000;
   r->keep_conn_sent = -1;
   r->done_status = -1;
@@ -532,6 +723,20 @@ HOST_EXPORT int host_request_set_options(void *req, int32_t keep_conn, uint32_t 
   return 0;
 }
 
+/**
+ * Kill switches (see the header): drop_after = the client disconnects once this many response body bytes went out
+ * (-1 never); fail_var = a GetServerVariable name that fails with fail_var_error (NULL none; error 0 = 87).
+ */
+HOST_EXPORT int host_request_set_faults(void *req, int64_t drop_after, const char *fail_var, uint32_t fail_var_error) {
+  hreq_t *r = (hreq_t *)req;
+  if (!r) return -1;
+  r->drop_after = drop_after < 0 ? -1 : drop_after;
+  free(r->fail_var);
+  r->fail_var = fail_var && *fail_var ? dup_bytes(fail_var, strlen(fail_var)) : NULL;
+  r->fail_var_error = fail_var_error ? fail_var_error : ERROR_INVALID_PARAMETER;
+  return 0;
+}
+
 HOST_EXPORT void *host_request_ecb(void *req) { return req ? &((hreq_t *)req)->ecb : NULL; }
 
 HOST_EXPORT void host_request_free(void *req) {
@@ -549,6 +754,7 @@ HOST_EXPORT void host_request_free(void *req) {
   free(r->headers);
   free(r->out.data);
   free(r->redirect);
+  free(r->fail_var);
   strlist_free(&r->unhealthy);
   strlist_free(&r->log_params);
   free(r->op);
@@ -577,6 +783,7 @@ static void end_session(hreq_t *r) {
   memcpy(r->log_data, r->ecb.lpszLogData, n);
   r->log_data_len = (uint32_t)n;
   cond_broadcast(&r->cv);
+  if (r->gate) gate_session_end(r->gate); /* lock order: r->mu, then gate->mu (never the reverse) */
 }
 
 static uint32_t body_limit(const hreq_t *r) {
@@ -587,6 +794,7 @@ static uint32_t body_limit(const hreq_t *r) {
 
 /* Copy up to `want` remaining body bytes into buf; returns the count (0 at the end or after an abort). */
 static uint32_t take_body(hreq_t *r, void *buf, uint32_t want) {
+  if (r->dropped) return 0;
   uint32_t limit = body_limit(r);
   uint32_t left = r->read_pos < limit ? limit - r->read_pos : 0;
   uint32_t n = want < left ? want : left;
@@ -596,7 +804,7 @@ static uint32_t take_body(hreq_t *r, void *buf, uint32_t want) {
 }
 
 static int client_connected(const hreq_t *r) {
-  if (r->closed) return 0;
+  if (r->closed || r->dropped) return 0;
   uint32_t limit = body_limit(r);
   int short_body = limit < r->body_len || (r->ecb.cbTotalBytes != UNKNOWN_LENGTH && limit < r->ecb.cbTotalBytes);
   return !(short_body && r->read_pos >= limit);
@@ -648,8 +856,22 @@ static BOOL start_async(hreq_t *r, int kind, void *buf, uint32_t size) {
   op->size = size;
   op->due_us = now_us() + r->async_delay_us;
   r->op = op;
+  if (r->gate) gate_ops(r->gate, +1);
   queue_op(r->run, op);
   return TRUE;
+}
+
+/* Append a response body write, honouring drop_after: returns the bytes that went out; sets r->dropped when the
+ * client went away during (or before) this write. */
+static uint32_t deliver(hreq_t *r, const void *buf, uint32_t size) {
+  if (r->dropped) return 0;
+  uint32_t n = size;
+  if (r->drop_after >= 0 && (uint64_t)r->out.len + size > (uint64_t)r->drop_after) {
+    n = (uint64_t)r->out.len < (uint64_t)r->drop_after ? (uint32_t)((uint64_t)r->drop_after - r->out.len) : 0;
+    r->dropped = 1;
+  }
+  if (n && bytes_append(&r->out, buf, n) != 0) return 0;
+  return n;
 }
 
 static void run_op(io_op_t *op) {
@@ -658,10 +880,12 @@ static void run_op(io_op_t *op) {
   uint32_t cb = 0, err = 0;
   if (op->cancelled) {
     err = ERROR_NETNAME_DELETED;
+  } else if (r->dropped) {
+    err = ERROR_OPERATION_ABORTED; /* the client went away before this op ran */
   } else if (op->kind == OP_WRITE) {
     /* Only now read the caller's memory, as real async I/O does. */
-    bytes_append(&r->out, op->buf, op->size);
-    cb = op->size;
+    cb = deliver(r, op->buf, op->size);
+    if (r->dropped) err = ERROR_OPERATION_ABORTED;
   } else {
     cb = take_body(r, op->buf, op->size);
   }
@@ -669,15 +893,29 @@ static void run_op(io_op_t *op) {
   r->io_inflight++;
   PFN_HSE_IO_COMPLETION fn = r->completion;
   void *ctx = r->completion_ctx;
-  r->completion_tid = current_tid();
-  r->completions++;
+  gate_t *g = r->gate;
   mutex_unlock(&r->mu);
   free(op);
-  if (fn) fn(&r->ecb, ctx, cb, err);
+  /* Through the gate: delivered while ACCEPTING or DRAINING (sessions in flight need their completions), refused
+   * once CLOSING. Waiting at the cap happens here, holding no request lock. */
+  int go = fn && (!g || gate_enter(g, CALL_COMPLETION, NULL));
+  mutex_lock(&r->mu);
+  if (go) {
+    r->completion_tid = current_tid();
+    r->completions++;
+  } else if (fn) {
+    r->completions_refused++;
+  }
+  mutex_unlock(&r->mu);
+  if (go) {
+    fn(&r->ecb, ctx, cb, err);
+    if (g) gate_leave(g);
+  }
   mutex_lock(&r->mu);
   r->io_inflight--;
   cond_broadcast(&r->cv);
   mutex_unlock(&r->mu);
+  if (g) gate_ops(g, -1);
 }
 
 static THREAD_RET io_thread(void *arg) {
@@ -748,6 +986,7 @@ static BOOL WINAPI h_get_server_variable(void *hConn, char *name, void *buf, DWO
       break;
     }
   }
+  if (r->fail_var && icase_equal(r->fail_var, name)) LEAVE(r, fail(r->fail_var_error)); /* kill switch */
   if (!v) LEAVE(r, fail(ERROR_INVALID_INDEX));
   if (v->no_data) LEAVE(r, fail(ERROR_NO_DATA));
   uint32_t term = icase_prefix(name, "UNICODE_") ? 2 : 1;
@@ -765,14 +1004,18 @@ static BOOL WINAPI h_get_server_variable(void *hConn, char *name, void *buf, DWO
 static BOOL WINAPI h_write_client(void *hConn, void *buf, DWORD *bytes, DWORD flags) {
   ENTER(r, hConn);
   if (!bytes || (*bytes && !buf)) LEAVE(r, fail(ERROR_INVALID_PARAMETER));
-  if (r->closed) LEAVE(r, fail(ERROR_NETNAME_DELETED));
+  if (r->closed || r->dropped) LEAVE(r, fail(ERROR_NETNAME_DELETED));
   if (flags & HSE_IO_ASYNC) LEAVE(r, start_async(r, OP_WRITE, buf, *bytes));
   if (r->op) {
     r->violations[V_ASYNC_OVERLAP]++;
     LEAVE(r, fail(ERROR_INVALID_PARAMETER));
   }
-  if (bytes_append(&r->out, buf, *bytes) != 0) LEAVE(r, fail(ERROR_INVALID_PARAMETER));
-  LEAVE(r, TRUE);
+  if (r->drop_after < 0) {
+    if (bytes_append(&r->out, buf, *bytes) != 0) LEAVE(r, fail(ERROR_INVALID_PARAMETER));
+    LEAVE(r, TRUE);
+  }
+  deliver(r, buf, *bytes);
+  LEAVE(r, r->dropped ? fail(ERROR_NETNAME_DELETED) : TRUE);
 }
 
 static BOOL WINAPI h_read_client(void *hConn, void *buf, DWORD *size) {
@@ -807,6 +1050,7 @@ static BOOL WINAPI h_server_support_function(void *hConn, DWORD req, void *buf, 
     case HSE_REQ_SEND_RESPONSE_HEADER_EX: {
       const HSE_SEND_HEADER_EX_INFO *info = (const HSE_SEND_HEADER_EX_INFO *)buf;
       if (!info) LEAVE(r, fail(ERROR_INVALID_PARAMETER));
+      if (r->dropped) LEAVE(r, fail(ERROR_NETNAME_DELETED));
       if (r->headers_sent) {
         r->violations[V_HEADERS_TWICE]++;
         LEAVE(r, fail(ERROR_INVALID_PARAMETER));
@@ -820,6 +1064,7 @@ static BOOL WINAPI h_server_support_function(void *hConn, DWORD req, void *buf, 
 
     case HSE_REQ_SEND_RESPONSE_HEADER: {
       /* Deprecated form: status in lpvBuffer (NULL = "200 OK"), headers in lpdwDataType. */
+      if (r->dropped) LEAVE(r, fail(ERROR_NETNAME_DELETED));
       if (r->headers_sent) {
         r->violations[V_HEADERS_TWICE]++;
         LEAVE(r, fail(ERROR_INVALID_PARAMETER));
@@ -906,12 +1151,53 @@ typedef struct {
   int32_t index;
 } worker_arg_t;
 
+/* The loader's own answer when it must not call JS: a complete 503 through the ECB's functions, then DONE, exactly
+ * what the library's respondDirect does. Returns what the loader's HttpExtensionProc returns. */
+static const char k_refuse_status[] = "503 Service Unavailable";
+static const char k_refuse_headers[] = "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\nRetry-After: 1\r\n\r\n";
+static const char k_refuse_body[] = "Service Unavailable\n";
+static const char k_refuse_log[] = "isapi-loader: not accepting";
+
+static DWORD loader_refuse(EXTENSION_CONTROL_BLOCK *ecb) {
+  HSE_SEND_HEADER_EX_INFO info;
+  info.pszStatus = k_refuse_status;
+  info.pszHeader = k_refuse_headers;
+  info.cchStatus = (DWORD)(sizeof k_refuse_status - 1);
+  info.cchHeader = (DWORD)(sizeof k_refuse_headers - 1);
+  info.fKeepConn = FALSE;
+  ecb->dwHttpStatusCode = 503;
+  memcpy(ecb->lpszLogData, k_refuse_log, sizeof k_refuse_log);
+  if (ecb->ServerSupportFunction(ecb->ConnID, HSE_REQ_SEND_RESPONSE_HEADER_EX, &info, NULL, NULL)) {
+    DWORD n = (DWORD)(sizeof k_refuse_body - 1);
+    ecb->WriteClient(ecb->ConnID, (void *)k_refuse_body, &n, 0);
+  }
+  DWORD status = HSE_STATUS_SUCCESS;
+  /* DONE failed: the session is not ours to end; HSE_STATUS_ERROR lets the server end it. */
+  return ecb->ServerSupportFunction(ecb->ConnID, HSE_REQ_DONE_WITH_SESSION, &status, NULL, NULL) ? HSE_STATUS_PENDING : HSE_STATUS_ERROR;
+}
+
 static void call_proc(run_t *run, hreq_t *r, int32_t worker) {
   mutex_lock(&r->mu);
   r->proc_tid = current_tid();
   r->proc_worker = worker;
   mutex_unlock(&r->mu);
-  DWORD result = run->proc(&r->ecb);
+  DWORD result;
+  gate_t *g = run->gate;
+  int why = REFUSED_NONE;
+  if (!g) {
+    result = run->proc(&r->ecb);
+  } else if (gate_enter(g, CALL_PROC, &why)) {
+    mutex_lock(&r->mu);
+    r->gate = g; /* the session is open at the gate until end_session */
+    mutex_unlock(&r->mu);
+    result = run->proc(&r->ecb);
+    gate_leave(g);
+  } else {
+    mutex_lock(&r->mu);
+    r->refused = why;
+    mutex_unlock(&r->mu);
+    result = loader_refuse(&r->ecb);
+  }
   mutex_lock(&r->mu);
   r->proc_result = result;
   r->proc_return_us = now_us();
@@ -928,6 +1214,7 @@ static THREAD_RET proc_thread(void *arg) {
     uint32_t i = run->next < run->n ? run->next++ : run->n;
     mutex_unlock(&run->mu);
     if (i >= run->n) break;
+    if (run->interval_us) sleep_us(run->interval_us);
     call_proc(run, run->reqs[i], w->index);
   }
   return THREAD_RET_VALUE;
@@ -952,13 +1239,17 @@ static int wait_request(hreq_t *r) {
 
 /**
  * Run `n` requests (handles from host_request_new) through `proc` from `threads` host threads (0 = the calling
- * thread), with `io_threads` I/O threads (0 = 2). Blocks until every request ended and its async I/O drained, or
- * timed out. Returns the number of requests that timed out, or -1 on a setup error.
+ * thread), with `io_threads` I/O threads (0 = 2). Every call into JS goes through `gate` (NULL = none: the proc is
+ * called directly); each host thread pauses `interval_us` before each request. Blocks until every request ended
+ * and its async I/O drained, or timed out. Returns the number of requests that timed out, or -1 on a setup error.
  */
-HOST_EXPORT int32_t host_run(void *proc, void *const *reqs, uint32_t n, uint32_t threads, uint32_t io_threads) {
+HOST_EXPORT int32_t host_run_ex(void *gate, void *proc, void *const *reqs, uint32_t n, uint32_t threads, uint32_t io_threads, uint32_t interval_us) {
   if (!proc || (n && !reqs)) return -1;
+  if (gate && !gate_of(gate)) return -1;
   run_t run;
   memset(&run, 0, sizeof run);
+  run.gate = (gate_t *)gate;
+  run.interval_us = interval_us;
   run.proc = (PFN_HTTPEXTENSIONPROC)proc;
   run.reqs = (hreq_t **)reqs;
   run.n = n;
@@ -1014,7 +1305,9 @@ HOST_EXPORT int32_t host_run(void *proc, void *const *reqs, uint32_t n, uint32_t
     run.queue = op->next;
     mutex_lock(&op->req->mu);
     if (op->req->op == op) op->req->op = NULL;
+    gate_t *g = op->req->gate;
     mutex_unlock(&op->req->mu);
+    if (g) gate_ops(g, -1);
     free(op);
   }
   for (uint32_t i = 0; i < n; i++) {
@@ -1025,6 +1318,206 @@ HOST_EXPORT int32_t host_run(void *proc, void *const *reqs, uint32_t n, uint32_t
   mutex_destroy(&run.mu);
   cond_destroy(&run.cv);
   return timeouts;
+}
+
+/** host_run_ex without a gate or pacing: the proc is called directly (the original API). */
+HOST_EXPORT int32_t host_run(void *proc, void *const *reqs, uint32_t n, uint32_t threads, uint32_t io_threads) {
+  return host_run_ex(NULL, proc, reqs, n, threads, io_threads, 0);
+}
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* The loader's lifecycle: GetExtensionVersion, the gate's counters, TerminateExtension                          */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/**
+ * A gate admitting at most `max_js_calls` (>= 1) concurrent calls into JS. `accepting` != 0 starts it ACCEPTING
+ * (for drivers that hand a proc pointer without GetExtensionVersion); 0 starts it LOADED, where requests get the
+ * native 503 until host_start_extension's GetExtensionVersion returns TRUE. Free it with host_gate_free once no
+ * run, start or terminate uses it.
+ */
+HOST_EXPORT void *host_gate_new(uint32_t max_js_calls, int32_t accepting) {
+  if (max_js_calls == 0) return NULL;
+  gate_t *g = (gate_t *)calloc(1, sizeof(gate_t));
+  if (!g) return NULL;
+  g->magic = GATE_MAGIC;
+  mutex_init(&g->mu);
+  cond_init(&g->cv);
+  cond_init(&g->cap_cv);
+  g->max_js = max_js_calls;
+  g->state = accepting ? GATE_ACCEPTING : GATE_LOADED;
+  return g;
+}
+
+HOST_EXPORT void host_gate_free(void *gate) {
+  gate_t *g = gate_of(gate);
+  if (!g) return;
+  g->magic = 0;
+  mutex_destroy(&g->mu);
+  cond_destroy(&g->cv);
+  cond_destroy(&g->cap_cv);
+  free(g);
+}
+
+enum {
+  GS_STATE,                 /* GATE_*: 0 loaded, 1 accepting, 2 draining, 3 closing, 4 terminated */
+  GS_MAX_JS,                /* the cap */
+  GS_INFLIGHT,              /* calls into JS right now */
+  GS_PEAK,                  /* the most calls into JS ever in flight at once */
+  GS_PROC_CALLS,            /* HttpExtensionProc calls that entered JS */
+  GS_COMPLETION_CALLS,      /* IO completion calls that entered JS */
+  GS_START_CALLS,           /* GetExtensionVersion calls */
+  GS_TERM_CALLS,            /* TerminateExtension calls */
+  GS_CAP_WAITS,             /* calls that waited at the cap */
+  GS_OPEN_SESSIONS,         /* sessions that entered JS and have not ended */
+  GS_OPS,                   /* their async ops not yet completed */
+  GS_REFUSED_NOT_STARTED,   /* requests answered natively before GetExtensionVersion */
+  GS_REFUSED_DRAINING,      /* ... between host_terminate and the JS TerminateExtension */
+  GS_REFUSED_TERMINATED,    /* ... after the JS TerminateExtension was called */
+  GS_COMPLETIONS_REFUSED,   /* completions not delivered (CLOSING / TERMINATED) */
+  GS_CALLS_AFTER_TERMINATE, /* trip-wire: calls into JS that entered once TERMINATED (must be 0) */
+  GS_SESSIONS_OPENED,
+  GS_COUNT
+};
+
+static int64_t gate_stat(const gate_t *g, uint32_t which) {
+  switch (which) {
+    case GS_STATE: return g->state;
+    case GS_MAX_JS: return g->max_js;
+    case GS_INFLIGHT: return g->inflight;
+    case GS_PEAK: return g->peak;
+    case GS_PROC_CALLS: return (int64_t)g->proc_calls;
+    case GS_COMPLETION_CALLS: return (int64_t)g->completion_calls;
+    case GS_START_CALLS: return (int64_t)g->start_calls;
+    case GS_TERM_CALLS: return (int64_t)g->term_calls;
+    case GS_CAP_WAITS: return (int64_t)g->cap_waits;
+    case GS_OPEN_SESSIONS: return g->open_sessions;
+    case GS_OPS: return g->ops;
+    case GS_REFUSED_NOT_STARTED: return (int64_t)g->refused[REFUSED_NOT_STARTED];
+    case GS_REFUSED_DRAINING: return (int64_t)g->refused[REFUSED_DRAINING];
+    case GS_REFUSED_TERMINATED: return (int64_t)g->refused[REFUSED_TERMINATED];
+    case GS_COMPLETIONS_REFUSED: return (int64_t)g->completions_refused;
+    case GS_CALLS_AFTER_TERMINATE: return (int64_t)g->calls_after_terminate;
+    case GS_SESSIONS_OPENED: return (int64_t)g->sessions_opened;
+    default: return -1;
+  }
+}
+
+/** The gate's counters (GS_*) into out[0..n-1], one consistent snapshot; returns GS_COUNT. Never waits on JS. */
+HOST_EXPORT uint32_t host_gate_stats(void *gate, int64_t *out, uint32_t n) {
+  gate_t *g = gate_of(gate);
+  if (!g || !out) return 0;
+  mutex_lock(&g->mu);
+  for (uint32_t i = 0; i < n && i < GS_COUNT; i++) out[i] = gate_stat(g, i);
+  mutex_unlock(&g->mu);
+  return GS_COUNT;
+}
+
+/** Block until counter `which` reaches `value` or `timeout_ms` passes (0 = 30 s); returns the counter. (.async) */
+HOST_EXPORT int64_t host_gate_wait(void *gate, uint32_t which, int64_t value, uint32_t timeout_ms) {
+  gate_t *g = gate_of(gate);
+  if (!g || which >= GS_COUNT) return -1;
+  uint64_t deadline = now_us() + (uint64_t)(timeout_ms ? timeout_ms : 30000) * 1000u;
+  mutex_lock(&g->mu);
+  /* gate_leave broadcasts after every call, so call counters are seen at most one call late. */
+  while (gate_stat(g, which) < value && now_us() < deadline) cond_wait_until(&g->cv, &g->mu, deadline);
+  int64_t v = gate_stat(g, which);
+  mutex_unlock(&g->mu);
+  return v;
+}
+
+/**
+ * The loader's GetExtensionVersion: call the JS one (through the gate, from this thread: use .async) with a
+ * zeroed HSE_VERSION_INFO, copy out what it wrote, and start ACCEPTING if it returned TRUE. Returns 1/0 (its
+ * BOOL), or -1 when the gate refused (already terminating) or on bad arguments.
+ */
+HOST_EXPORT int32_t host_start_extension(void *gate, void *gev, uint32_t *version, char *desc, uint32_t desc_len) {
+  gate_t *g = gate_of(gate);
+  if (!g || !gev) return -1;
+  if (!gate_enter(g, CALL_START, NULL)) return -1;
+  HSE_VERSION_INFO info;
+  memset(&info, 0, sizeof info);
+  BOOL ok = ((PFN_GETEXTENSIONVERSION)gev)(&info);
+  gate_leave(g);
+  if (version) *version = info.dwExtensionVersion;
+  if (desc && desc_len) {
+    size_t n = bounded_strlen(info.lpszExtensionDesc, sizeof info.lpszExtensionDesc);
+    if (n > desc_len - 1) n = desc_len - 1;
+    memcpy(desc, info.lpszExtensionDesc, n);
+    desc[n] = 0;
+  }
+  if (ok) {
+    mutex_lock(&g->mu);
+    if (g->state == GATE_LOADED) gate_set_state(g, GATE_ACCEPTING);
+    mutex_unlock(&g->mu);
+  }
+  return ok ? 1 : 0;
+}
+
+enum {
+  TR_DRAINED,              /* 1: in flight 0, sessions ended and ops completed before timeout_ms */
+  TR_TERM_CALLED,          /* 1: the JS TerminateExtension was called (0: JS never returned its calls) */
+  TR_TERM_RESULT,          /* its BOOL, -1 if not called */
+  TR_INFLIGHT_AT_STOP,     /* calls into JS in flight when accepting stopped */
+  TR_OPEN_AT_STOP,         /* sessions open when accepting stopped */
+  TR_OPEN_AT_TERMINATE,    /* sessions still open when TerminateExtension was called (0 when drained) */
+  TR_DRAIN_US,             /* stop → TERMINATED */
+  TR_TERM_US,              /* time inside the JS TerminateExtension */
+  TR_REFUSED_WHILE_DRAINING, /* requests answered natively between stop and TERMINATED */
+  TR_COUNT
+};
+
+/**
+ * The loader's TerminateExtension (see the header): stop accepting, drain, then call the JS TerminateExtension
+ * once from this thread (use .async: the JS thread must stay free to run the calls being drained). Fills
+ * out[0..n-1] (TR_*). Returns 0, -1 on bad arguments, -2 when terminate already ran (once per gate).
+ */
+HOST_EXPORT int32_t host_terminate(void *gate, void *term_fn, uint32_t flags, uint32_t timeout_ms, int64_t *out, uint32_t n) {
+  gate_t *g = gate_of(gate);
+  if (!g) return -1;
+  int64_t v[TR_COUNT];
+  memset(v, 0, sizeof v);
+  v[TR_TERM_RESULT] = -1;
+  uint64_t t0 = now_us();
+  uint64_t span = (uint64_t)(timeout_ms ? timeout_ms : 30000) * 1000u;
+  mutex_lock(&g->mu);
+  if (g->state >= GATE_DRAINING) {
+    mutex_unlock(&g->mu);
+    return -2;
+  }
+  /* 1. Stop accepting. Host threads waiting at the cap wake up and, being procs, are refused. */
+  gate_set_state(g, GATE_DRAINING);
+  v[TR_INFLIGHT_AT_STOP] = g->inflight;
+  v[TR_OPEN_AT_STOP] = g->open_sessions;
+  uint64_t refused_before = g->refused[REFUSED_DRAINING];
+  /* 2. Drain: calls into JS return, sessions end (their completions are still delivered), async ops finish. */
+  uint64_t deadline = t0 + span;
+  while ((g->inflight || g->open_sessions || g->ops) && now_us() < deadline) cond_wait_until(&g->cv, &g->mu, deadline);
+  v[TR_DRAINED] = !(g->inflight || g->open_sessions || g->ops);
+  v[TR_OPEN_AT_TERMINATE] = g->open_sessions;
+  /* 3. Refuse everything new (completions too) and let the calls still inside JS come back. */
+  gate_set_state(g, GATE_CLOSING);
+  deadline = now_us() + span;
+  while (g->inflight && now_us() < deadline) cond_wait_until(&g->cv, &g->mu, deadline);
+  int call = g->inflight == 0;
+  /* 4. TERMINATED before the call: from here on nothing but this one call enters JS. */
+  if (call) {
+    gate_set_state(g, GATE_TERMINATED);
+    if (term_fn) g->term_calls++;
+  }
+  v[TR_REFUSED_WHILE_DRAINING] = (int64_t)(g->refused[REFUSED_DRAINING] - refused_before);
+  v[TR_DRAIN_US] = (int64_t)(now_us() - t0);
+  mutex_unlock(&g->mu);
+  if (call && term_fn) {
+    uint64_t t1 = now_us();
+    BOOL ok = ((PFN_TERMINATEEXTENSION)term_fn)(flags);
+    v[TR_TERM_US] = (int64_t)(now_us() - t1);
+    v[TR_TERM_CALLED] = 1;
+    v[TR_TERM_RESULT] = ok ? 1 : 0;
+  }
+  if (out) {
+    for (uint32_t i = 0; i < n && i < TR_COUNT; i++) out[i] = v[i];
+  }
+  return 0;
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -1091,6 +1584,9 @@ enum {
   RI_COMPLETION_TID, /* OS thread id of the last completion call, 0 if none */
   RI_COMPLETIONS,    /* how many completion calls were made */
   RI_BODY_READ,      /* body bytes delivered (read-ahead included) */
+  RI_REFUSED,        /* REFUSED_*: 0 = the proc entered JS (or no gate); else answered natively with 503 */
+  RI_DROPPED,        /* 1 when the drop_after kill switch fired */
+  RI_COMPLETIONS_REFUSED, /* completions the gate did not deliver (CLOSING / TERMINATED) */
 };
 
 HOST_EXPORT int64_t host_result_int(void *req, uint32_t which) {
@@ -1116,6 +1612,9 @@ HOST_EXPORT int64_t host_result_int(void *req, uint32_t which) {
     case RI_COMPLETION_TID: v = (int64_t)r->completion_tid; break;
     case RI_COMPLETIONS: v = r->completions; break;
     case RI_BODY_READ: v = r->read_pos; break;
+    case RI_REFUSED: v = r->refused; break;
+    case RI_DROPPED: v = r->dropped; break;
+    case RI_COMPLETIONS_REFUSED: v = r->completions_refused; break;
     default: break;
   }
   mutex_unlock(&r->mu);

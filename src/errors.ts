@@ -23,6 +23,10 @@ export const ErrorCodes = {
   FFI_UNAVAILABLE: 'ERR_ISAPI_FFI_UNAVAILABLE',
   /** The request is not supported by this ECB implementation (e.g. TRANSMIT_FILE on the mock without a file). */
   NOT_SUPPORTED: 'ERR_ISAPI_NOT_SUPPORTED',
+  /** A trace channel's name is already taken by a live channel (in this process or another one). */
+  TRACE_NAME_IN_USE: 'ERR_ISAPI_TRACE_NAME_IN_USE',
+  /** A trace collector could not attach: no live channel under that name, or the channel refused it. */
+  TRACE_UNAVAILABLE: 'ERR_ISAPI_TRACE_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -28,3 +28,16 @@ export type { RequestListener, IsapiIncomingMessage, ExchangeOptions } from './h
 export type { IsapiRequestInfo, IsapiUser } from './http/request-info.js';
 export { toRequestListener, type AppLike, type FetchHandler, type ToRequestListenerOptions } from './handlers/to-request-listener.js';
 export { ThreadPoolHandler, type ThreadPoolHandlerOptions } from './handlers/thread-pool-handler.js';
+export { createServer, IsapiServer, type IsapiRequestListener, type AccessLogEntry, type AccessListener } from './host/dev-server.js';
+export type { IsapiServerOptions, HandlerKind } from './host/server-options.js';
+export { HttpParseError } from './host/http-request-parser.js';
+export { createTraceChannel, TraceChannel, type TraceChannelOptions, type TraceStats } from './trace/channel.js';
+export { runTraceCollector, type TraceCollectorOptions, type TraceCollectorResult } from './trace/collector.js';
+export { TRACE_LEVELS, type TraceLevel } from './trace/levels.js';
+export type { TraceRecord, TraceError, TraceSource, TraceFields } from './trace/record.js';
+export type { TraceFileOptions } from './trace/file-sink.js';
+export type { CaptureOptions } from './trace/capture.js';
+export type { TraceTarget } from './trace/request-trace.js';
+export type { ExtensionTraceOption } from './trace/host-trace.js';
+export { traceEndpoint, defaultTraceName } from './trace/endpoint.js';
+export { formatRecord } from './trace/format.js';

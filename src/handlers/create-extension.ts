@@ -12,6 +12,7 @@ import { invalidArgument } from '../errors.js';
 import type { IsapiHandler } from './handler.js';
 import { enterHostMode, exitHostMode } from './host-mode.js';
 import { Watchdog, WatchedEcb, type WatchdogOptions } from './watchdog.js';
+import { attachTrace, startHostTrace, type ExtensionTraceOption, type HostTrace } from '../trace/host-trace.js';
 
 export interface ExtensionOptions {
   /** HSE_VERSION_INFO's description (ASCII, at most 255 characters). */
@@ -23,6 +24,12 @@ export interface ExtensionOptions {
    * `false` turns it off; `true` or options start it at once (tests, custom hosts).
    */
   readonly watchdog?: boolean | WatchdogOptions;
+  /**
+   * Host mode's trace channel (src/trace): the console, stdout/stderr and the library's diagnostics go to the pipe
+   * `isapi-http trace` follows, instead of nowhere. On by default in host mode, and only there; `false` turns it
+   * off; a TraceChannel is used as it is; options shape the one host mode creates (name, ringSize, file, ...).
+   */
+  readonly trace?: ExtensionTraceOption;
 }
 
 export interface IsapiExtension {
@@ -46,7 +53,29 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
   if (handler === null || typeof handler !== 'object' || typeof handler.handle !== 'function' || typeof handler.terminate !== 'function') {
     throw invalidArgument('createExtension needs a handler such as new SimpleHandler(app) or new ThreadPoolHandler(url)');
   }
-  const report = options.onError ?? ((error: unknown) => console.error('isapi-http:', error));
+  let hostTrace: HostTrace | null = null;
+  // In host mode the trace gets every report too; console.error only when there is neither a trace nor onError.
+  const reportAs =
+    (kind: string) =>
+    (error: unknown): void => {
+      hostTrace?.channel.error(error, { kind });
+      if (options.onError) options.onError(error);
+      else if (!hostTrace) console.error('isapi-http:', error);
+    };
+  const report = reportAs('extension');
+  const startTrace = (): void => {
+    try {
+      hostTrace = startHostTrace(options.trace);
+      if (hostTrace) attachTrace(handler, hostTrace.channel);
+    } catch (error) {
+      hostTrace = null;
+      report(error);
+    }
+  };
+  const stopTrace = (): void => {
+    hostTrace?.stop();
+    hostTrace = null;
+  };
   // Register this thread's IO completion routine now, outside any koffi callback (see io-completion.ts).
   completionRoutine();
   let native: ReturnType<typeof registerEntryPoints> | null = null;
@@ -121,12 +150,14 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
       // GetExtensionVersion, the first call IIS makes, and ends once TerminateExtension has drained.
       native ??= registerEntryPoints({
         GetExtensionVersion: (p) => {
+          // The trace first, so that the handler's start (worker threads, the app's own start-up) is traced.
+          if (!hosted && !hostTrace) startTrace();
           const ok = extension.GetExtensionVersion(p);
           if (ok && !hosted) {
             hosted = true;
-            enterHostMode(report);
+            enterHostMode(reportAs('uncaught'));
             startWatchdog();
-          }
+          } else if (!hosted) stopTrace();
           return ok;
         },
         HttpExtensionProc: (p) => extension.HttpExtensionProc(p),
@@ -137,6 +168,7 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
             void extension.terminated.then(() => {
               stopWatchdog();
               exitHostMode();
+              stopTrace();
             });
           }
           return ok;
@@ -151,6 +183,7 @@ export function createExtension(handler: IsapiHandler, options: ExtensionOptions
         hosted = false;
         exitHostMode();
       }
+      stopTrace();
       native?.unregister();
       native = null;
     },

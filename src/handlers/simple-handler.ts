@@ -9,10 +9,18 @@ import type { IsapiHandler } from './handler.js';
 import { withinRequest } from './host-mode.js';
 import { respondDirect } from './respond.js';
 import { toRequestListener, type AppLike } from './to-request-listener.js';
+import { nextRequestId, runInRequest } from '../trace/context.js';
+import { tracedRequestOptions, type TraceTarget } from '../trace/request-trace.js';
 
 export interface SimpleHandlerOptions extends ExchangeOptions {
   /** How long terminate() lets requests in flight finish before closing their connections. Default 30 s. */
   readonly drainTimeout?: number;
+  /**
+   * A trace channel (createTraceChannel) for this handler's diagnostics: each request's summary record (status,
+   * duration) and error records, and the request id on console lines written while it runs. Default: none, or
+   * host mode's channel (createExtension attaches it). The onError and logNote given here still run.
+   */
+  readonly trace?: TraceTarget;
 }
 
 export class SimpleHandler implements IsapiHandler {
@@ -22,11 +30,18 @@ export class SimpleHandler implements IsapiHandler {
   private readonly active = new Set<Exchange>();
   private terminating = false;
   private drained: (() => void) | null = null;
+  private trace: TraceTarget | null;
 
   constructor(app: AppLike, options: SimpleHandlerOptions = {}) {
     // Detection (and its clear error for a value that is no app) happens here, once, not per request.
     this.listener = toRequestListener(app, { onError: options.onError });
     this.options = options;
+    this.trace = options.trace ?? null;
+  }
+
+  /** Trace to `target` from the next request on, unless the options already named a trace. */
+  attachTrace(target: TraceTarget): void {
+    this.trace ??= target;
   }
 
   get inFlight(): number {
@@ -38,19 +53,24 @@ export class SimpleHandler implements IsapiHandler {
     return HSE_STATUS_PENDING;
   }
 
-  /** Serve one request; resolves when its session has ended (DONE_WITH_SESSION called, streams closed). */
-  serve(ecb: Ecb): Promise<void> {
+  /**
+   * Serve one request; resolves when its session has ended (DONE_WITH_SESSION called, streams closed).
+   * `requestId` names it in the trace (ThreadPoolHandler passes its own numbering); default: the next local id.
+   */
+  serve(ecb: Ecb, requestId?: string): Promise<void> {
     if (this.terminating) {
       respondDirect(ecb, 503, 'Service Unavailable', 'Retry-After: 1\r\n');
       return Promise.resolve();
     }
-    const exchange = new Exchange(ecb, this.options);
+    const trace = this.trace;
+    const id = trace ? (requestId ?? nextRequestId()) : '';
+    const exchange = new Exchange(ecb, trace ? tracedRequestOptions(trace, this.options, id) : this.options);
     this.active.add(exchange);
     const settled = exchange.settled.then(() => {
       this.active.delete(exchange);
       if (this.active.size === 0 && this.drained) this.drained();
     });
-    withinRequest(exchange, () => exchange.run(this.listener));
+    withinRequest(exchange, trace ? () => runInRequest(id, () => exchange.run(this.listener)) : () => exchange.run(this.listener));
     return settled;
   }
 

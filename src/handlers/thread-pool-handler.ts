@@ -30,6 +30,9 @@ import type { SimpleHandlerOptions } from './simple-handler.js';
 import { SLOT_DONE, SLOT_HEADERS, SLOT_IO, SlotTable } from './slot-state.js';
 import type { WorkerInit } from './worker-entry.js';
 import { workerFile } from './worker-path.js';
+import type { TraceChannel } from '../trace/channel.js';
+import type { TraceRecord } from '../trace/record.js';
+import { poolErrorRecord } from '../trace/request-trace.js';
 
 export interface ThreadPoolHandlerOptions extends Omit<SimpleHandlerOptions, 'onError' | 'logNote'> {
   /** Worker threads. Default: os.availableParallelism(). */
@@ -52,6 +55,12 @@ export interface ThreadPoolHandlerOptions extends Omit<SimpleHandlerOptions, 'on
   readonly drainTimeout?: number;
   /** Where the pool reports app errors, worker crashes and start-up failures. Default: console.error. */
   readonly onError?: (error: unknown, context: { readonly kind: 'app' | 'crash' | 'load'; readonly worker: number }) => void;
+  /**
+   * A trace channel (createTraceChannel): the pool's reports, each request's summary and error records from the
+   * workers, and (while the channel captures) the workers' console output, all forwarded to it. With a trace and
+   * no onError, reports go to the trace only. Default: none, or host mode's channel.
+   */
+  readonly trace?: TraceChannel;
 }
 
 interface Pending {
@@ -92,6 +101,8 @@ export class ThreadPoolHandler implements IsapiHandler {
   private unhealthy: string | null = null;
   private loadFailure: string | null = null;
   private drained: (() => void) | null = null;
+  private trace: TraceChannel | null = null;
+  private readonly threadIds: number[] = [];
 
   constructor(appModule: URL | string, options: ThreadPoolHandlerOptions = {}) {
     this.appUrl = moduleUrl(appModule);
@@ -107,7 +118,21 @@ export class ThreadPoolHandler implements IsapiHandler {
     if (!Number.isInteger(maxQueue) || maxQueue < 0) throw invalidArgument(`ThreadPoolHandler option maxQueue must be a non-negative integer, got ${String(options.maxQueue)}`);
     this.maxQueue = maxQueue;
     this.pool = new Array<PoolWorker | null>(this.size).fill(null);
+    if (options.trace) this.attachTrace(options.trace);
   }
+
+  /** Trace to `channel` (workers forward their records to it), unless the options already named a trace. */
+  attachTrace(channel: TraceChannel): void {
+    if (this.trace) return;
+    this.trace = channel;
+    channel.on('capture', this.traceCapture);
+    this.traceCapture(channel.capturing);
+  }
+
+  /** The channel started or stopped capturing: so do the workers, for their own console. */
+  private readonly traceCapture = (capture: boolean): void => {
+    for (const w of this.pool) w?.thread.postMessage({ type: 'trace', capture });
+  };
 
   get inFlight(): number {
     let n = this.queue.length;
@@ -135,7 +160,10 @@ export class ThreadPoolHandler implements IsapiHandler {
     }
   }
 
-  private report(error: unknown, kind: 'app' | 'crash' | 'load', worker: number): void {
+  private report(error: unknown, kind: 'app' | 'crash' | 'load', worker: number, traced = false): void {
+    // `traced`: the worker already wrote this error to the trace, with its request's id.
+    if (this.trace && !traced) this.trace.write(poolErrorRecord(error, kind, worker, this.threadIds[worker]));
+    if (this.trace && !this.options.onError) return;
     try {
       (this.options.onError ?? ((e: unknown, c: { kind: string; worker: number }) => console.error(`isapi-http: worker ${c.worker} ${c.kind}:`, e)))(error, { kind, worker });
     } catch {
@@ -146,8 +174,9 @@ export class ThreadPoolHandler implements IsapiHandler {
   private spawn(index: number): void {
     const slots = new SlotTable(this.perWorker);
     const { filename, execArgv } = workerFile('worker');
-    const { workers: _w, maxQueue: _q, maxInFlightPerWorker: _m, export: exportName, env, argv, resourceLimits, crashLimit: _c, drainTimeout: _d, onError: _e, ...handlerOptions } = this.options;
-    const init: WorkerInit = { appUrl: this.appUrl, exportName: exportName ?? 'default', slots: slots.buffer, handlerOptions };
+    const { workers: _w, maxQueue: _q, maxInFlightPerWorker: _m, export: exportName, env, argv, resourceLimits, crashLimit: _c, drainTimeout: _d, onError: _e, trace: _t, ...handlerOptions } = this.options;
+    const trace = this.trace ? { capture: this.trace.capturing } : undefined;
+    const init: WorkerInit = { appUrl: this.appUrl, exportName: exportName ?? 'default', slots: slots.buffer, handlerOptions, trace };
     const thread = new Worker(filename, {
       workerData: init,
       execArgv,
@@ -157,7 +186,8 @@ export class ThreadPoolHandler implements IsapiHandler {
     });
     const w: PoolWorker = { index, thread, slots, inFlight: new Map(), ready: false, stopping: false, lastError: null };
     this.pool[index] = w;
-    thread.on('message', (m: { type: string; id?: number; error?: { message: string; stack?: string }; url?: string }) => {
+    this.threadIds[index] = thread.threadId;
+    thread.on('message', (m: { type: string; id?: number; error?: { message: string; stack?: string }; url?: string; traced?: boolean; record?: TraceRecord }) => {
       if (m.type === 'ready') {
         w.ready = true;
         this.loadFailure = null;
@@ -168,7 +198,9 @@ export class ThreadPoolHandler implements IsapiHandler {
         this.loadFailure = `worker ${index} could not load the app: ${m.error?.message}`;
         this.report(m.error?.stack ?? m.error?.message, 'load', index);
       } else if (m.type === 'app-error') {
-        this.report(m.error?.stack ?? m.error?.message, 'app', index);
+        this.report(m.error?.stack ?? m.error?.message, 'app', index, m.traced === true);
+      } else if (m.type === 'trace') {
+        if (m.record) this.trace?.write(m.record);
       }
     });
     thread.on('error', (error) => {
@@ -391,5 +423,6 @@ export class ThreadPoolHandler implements IsapiHandler {
         }),
     );
     await Promise.all(exits);
+    this.trace?.off('capture', this.traceCapture);
   }
 }

@@ -16,15 +16,18 @@ import { SlotTable } from './slot-state.js';
 import { TrackedEcb } from './tracked-ecb.js';
 import { loadApp } from './load-app.js';
 import type { SimpleHandlerOptions } from './simple-handler.js';
+import { WorkerTrace, type WorkerTraceInit } from '../trace/worker-trace.js';
 
 export interface WorkerInit {
   readonly appUrl: string;
   readonly exportName: string;
   readonly slots: SharedArrayBuffer;
-  readonly handlerOptions: Omit<SimpleHandlerOptions, 'onError' | 'logNote'>;
+  readonly handlerOptions: Omit<SimpleHandlerOptions, 'onError' | 'logNote' | 'trace'>;
+  /** Present when the pool has a trace channel: this worker forwards its records to it (trace/worker-trace.ts). */
+  readonly trace?: WorkerTraceInit;
 }
 
-type MainMessage = { type: 'request'; id: number; ecb: bigint; slot: number } | { type: 'stop' };
+type MainMessage = { type: 'request'; id: number; ecb: bigint; slot: number } | { type: 'stop' } | { type: 'trace'; capture: boolean };
 
 function serialiseError(error: unknown): { message: string; stack?: string; code?: string } {
   const e = error as { message?: unknown; stack?: unknown; code?: unknown };
@@ -38,15 +41,19 @@ async function main(): Promise<void> {
   const table = new SlotTable(init.slots);
   // Register this thread's completion routine now, outside any koffi callback (io-completion.ts).
   completionRoutine();
+  // Before the app loads, so that what it prints while starting is traced too.
+  let trace: WorkerTrace | null = init.trace ? new WorkerTrace(port, init.trace) : null;
   let handler: SimpleHandler;
   try {
     const app = await loadApp(init.appUrl, init.exportName);
     handler = new SimpleHandler(app as never, {
       ...init.handlerOptions,
-      onError: (error, req) => port.postMessage({ type: 'app-error', url: req?.url, method: req?.method, error: serialiseError(error) }),
+      trace: trace ?? undefined,
+      onError: (error, req) => port.postMessage({ type: 'app-error', url: req?.url, method: req?.method, error: serialiseError(error), traced: trace !== null }),
     });
   } catch (error) {
     port.postMessage({ type: 'load-error', error: serialiseError(error) });
+    trace?.dispose();
     releaseIoCompletion();
     port.close();
     return;
@@ -55,6 +62,7 @@ async function main(): Promise<void> {
   let inFlight = 0;
   const finishStop = (): void => {
     if (!stopping || inFlight > 0) return;
+    trace?.dispose();
     releaseIoCompletion();
     port.close();
   };
@@ -62,6 +70,11 @@ async function main(): Promise<void> {
     if (message.type === 'stop') {
       stopping = true;
       return finishStop();
+    }
+    if (message.type === 'trace') {
+      trace ??= new WorkerTrace(port, { capture: false });
+      handler.attachTrace(trace);
+      return trace.setCapture(message.capture);
     }
     inFlight++;
     let ecb: TrackedEcb;
@@ -72,7 +85,7 @@ async function main(): Promise<void> {
       port.postMessage({ type: 'done', id: message.id, error: serialiseError(error) });
       return;
     }
-    void handler.serve(ecb).then(() => {
+    void handler.serve(ecb, String(message.id)).then(() => {
       inFlight--;
       port.postMessage({ type: 'done', id: message.id });
       finishStop();

@@ -4,7 +4,15 @@ import { defineConfig } from 'tsup';
 // `exports` resolves types correctly under both `import` and `require` (checked by publint).
 export default defineConfig({
   // `worker` and `watchdog` are worker-thread entries (src/handlers/worker-path.ts): files of their own next to the chunks.
-  entry: { index: 'src/index.ts', testing: 'src/testing.ts', worker: 'src/handlers/worker-entry.ts', watchdog: 'src/handlers/watchdog-entry.ts' },
+  // `cli` is the `isapi-http` command (package.json "bin" → dist/cli.js, run as ESM). Splitting makes it share the
+  // library's chunks with dist/index.js, so an extension module importing 'isapi-http' runs on the same module instances.
+  entry: {
+    index: 'src/index.ts',
+    testing: 'src/testing.ts',
+    worker: 'src/handlers/worker-entry.ts',
+    watchdog: 'src/handlers/watchdog-entry.ts',
+    cli: 'src/cli/main.ts',
+  },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -28,5 +28,7 @@ export async function load(url, context, nextLoad) {
   // The sources use __filename/__dirname where the built package gets them from tsup's ESM shims (worker paths,
   // createRequire): provide the same shim here, so that code run from source behaves as the build does.
   const shim = `import { fileURLToPath as __shimPath } from 'node:url'; const __filename = __shimPath(import.meta.url); const __dirname = __filename.replace(/[\\\\/][^\\\\/]*$/, '');\n`;
-  return { format: 'module', source: shim + code, shortCircuit: true };
+  // A hashbang must stay the first line (src/cli/main.ts has one for the bin).
+  const bang = code.startsWith('#!') ? code.slice(0, code.indexOf('\n') + 1) : '';
+  return { format: 'module', source: bang + shim + code.slice(bang.length), shortCircuit: true };
 }

@@ -40,6 +40,11 @@ export interface RequestDescription {
   readonly httpVersion?: string;
   /** Simulate a client that disconnects after sending this many body bytes: ReadClient then yields 0. */
   readonly abortAfterBytes?: number;
+  /**
+   * The headers are exactly what a real client sent (createServer's front end): add neither `Host` nor
+   * `Content-Length`, so ALL_RAW shows the request as it came off the wire. Default false.
+   */
+  readonly asReceived?: boolean;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -253,7 +258,7 @@ export class RequestModel {
     const headers = normaliseHeaders(desc.headers);
     const has = (n: string): boolean => headers.some(([k]) => k.toLowerCase() === n);
     // Like any client, send Host; a test that wants none can say so with an explicit empty serverVariables entry.
-    if (!has('host')) headers.unshift(['Host', 'localhost']);
+    if (!has('host') && !desc.asReceived) headers.unshift(['Host', 'localhost']);
 
     const declared = headers.find(([k]) => k.toLowerCase() === 'content-length');
     const known = this.body.knownLength;
@@ -270,7 +275,7 @@ export class RequestModel {
       throw invalid('a streamed body needs a Content-Length header or unknownLength: true');
     } else {
       if (known >= UNKNOWN_LENGTH) throw invalid('a body of 4 GiB or more needs unknownLength: true');
-      if (known > 0 || ['POST', 'PUT', 'PATCH'].includes(this.method)) headers.push(['Content-Length', String(known)]);
+      if (!desc.asReceived && (known > 0 || ['POST', 'PUT', 'PATCH'].includes(this.method))) headers.push(['Content-Length', String(known)]);
       this.totalBytes = known;
     }
     this.headers = headers;

@@ -12,6 +12,12 @@
  * Callbacks: four registrations per host, made once and released by `close()`, so `koffi.stats().callbacks`
  * returns to where it was (koffi.md pitfall 13). Every callback catches everything and answers FALSE +
  * ERROR_INVALID_PARAMETER rather than let an exception into koffi's trampoline (pitfall 6).
+ *
+ * Two ways to take the response. By default the host *records* it (RecordedResponse: status, header block, body).
+ * With a `sink` in execute()'s options it *streams* it instead, as IIS does: the head and each WriteClient go to
+ * the sink as they happen, and an async WriteClient completes only when the sink says the bytes were accepted, so
+ * the extension sees the client's real backpressure (ISAPI.md §7.3). createServer (dev-server.ts) puts a TCP
+ * socket behind that sink. The request body may be an async iterable pulled on demand (RequestModel/BodySource).
  */
 import { IsapiError, ErrorCodes, invalidArgument } from '../errors.js';
 import { getAbi, type Abi } from '../ecb/abi.js';
@@ -67,6 +73,45 @@ export interface EmulatedHostOptions {
   readonly clientCertificate?: { readonly encoded: Buffer; readonly flags?: number };
 }
 
+/** Options for one execute() call. */
+export interface ExecuteOptions {
+  /** Stream the response to this sink instead of recording the body (the record keeps status and headers). */
+  readonly sink?: SessionSink;
+  /** Override the host's doneTimeoutMs for this call; 0 waits for DONE_WITH_SESSION without a limit. */
+  readonly doneTimeoutMs?: number;
+}
+
+/**
+ * Where a streamed session's response goes, and what the host asks about the connection. Every method is called
+ * from inside a host callback (i.e. inside a koffi callback): it must not register koffi callbacks, and it must not
+ * call back into the ECB. It may throw: the host turns that into FALSE + ERROR_INVALID_PARAMETER and a violation.
+ */
+export interface SessionSink {
+  /** SEND_RESPONSE_HEADER_EX (or SEND_URL_REDIRECT_RESP) arrived: pszStatus, pszHeader and fKeepConn as sent. */
+  onHeaders(status: string, headerBlock: string, keepConn: boolean): void;
+  /**
+   * Body bytes from WriteClient (a private copy). For an async WriteClient, call `done()` once the bytes were
+   * accepted (the socket drained), or `done(win32Error)` if they could not be sent: that is when the completion
+   * routine runs. For a synchronous WriteClient `done` is ignored: the bytes count as sent at once.
+   */
+  onWrite(bytes: Buffer, done: (win32Error?: number) => void): void;
+  /** HSE_REQ_CLOSE_CONNECTION: close the client connection now (ISAPI.md §9). */
+  onCloseConnection?(): void;
+  /** The answer to HSE_REQ_IS_CONNECTED. Default: what the request model says. */
+  isConnected?(): boolean;
+  /** The answer to HSE_REQ_IS_KEEP_CONN. Default: the host option, else what the request asks for. */
+  isKeepConn?(): boolean;
+}
+
+/** What GetExtensionVersion left in HSE_VERSION_INFO. */
+export interface ExtensionVersion {
+  /** The BOOL it returned: FALSE means IIS refuses to use the DLL (ISAPI.md §4). */
+  readonly ok: boolean;
+  readonly major: number;
+  readonly minor: number;
+  readonly description: string;
+}
+
 export interface HostViolation {
   readonly code: string;
   readonly message: string;
@@ -96,6 +141,7 @@ interface Conn {
   written: number;
   done: boolean;
   settle: (() => void) | null;
+  sink: SessionSink | null;
 }
 
 let hostSerial = 0;
@@ -150,11 +196,13 @@ export class EmulatedHost {
    * Run one request: build its native ECB, call `proc`, wait for DONE_WITH_SESSION if it returned
    * HSE_STATUS_PENDING, free the ECB, and resolve with what the host saw.
    */
-  async execute(request: RequestDescription | RequestModel, proc: ExtensionProc): Promise<EmulatedResult> {
+  async execute(request: RequestDescription | RequestModel, proc: ExtensionProc, options: ExecuteOptions = {}): Promise<EmulatedResult> {
     if (this.closed) throw new IsapiError(ErrorCodes.INVALID_ARGUMENT, 'this EmulatedHost is closed');
     const model = request instanceof RequestModel ? request : new RequestModel(request);
     const readAhead = await model.body.fill(Math.min(model.readAheadSize, model.totalBytes));
+    if (this.closed) throw new IsapiError(ErrorCodes.INVALID_ARGUMENT, 'this EmulatedHost was closed during the read-ahead');
     const conn = this.build(model, readAhead);
+    conn.sink = options.sink ?? null;
     const callProc = this.procOf(proc);
     let timedOut = false;
     const ended = new Promise<void>((resolve) => {
@@ -169,11 +217,12 @@ export class EmulatedHost {
     }
     conn.record.procResult = result;
     if (result === HSE_STATUS_PENDING && !conn.done) {
-      const limit = this.options.doneTimeoutMs ?? 30000;
+      const limit = options.doneTimeoutMs ?? this.options.doneTimeoutMs ?? 30000;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         ended,
         new Promise<void>((resolve) => {
+          if (limit === 0) return;
           timer = setTimeout(() => {
             timedOut = true;
             resolve();
@@ -187,6 +236,42 @@ export class EmulatedHost {
     }
     this.finish(conn);
     return { ...conn.record, violations: conn.violations, ecbAddress: conn.ecb, timedOut };
+  }
+
+  /**
+   * IIS's first call into a freshly loaded extension (ISAPI.md §4): GetExtensionVersion with a real HSE_VERSION_INFO
+   * in native memory. `entry` is the native pointer from nativeEntryPoints() (or a JS function, for tests).
+   * Must not be called from inside a koffi callback when the entry point registers callbacks of its own.
+   */
+  getExtensionVersion(entry: bigint | ((pVer: bigint) => boolean | number)): ExtensionVersion {
+    const fn = this.entryOf<(pVer: bigint) => boolean | number>(entry, 'GetExtensionVersion');
+    const size = this.abi.sizes.HSE_VERSION_INFO;
+    const p = this.koffi.alloc('uint8_t', size) as unknown as bigint;
+    try {
+      this.view(p, size).fill(0);
+      const ok = Boolean(fn(p));
+      const info = this.view(p, size);
+      const off = this.abi.offsets.HSE_VERSION_INFO;
+      const version = info.readUInt32LE(off.dwExtensionVersion);
+      const desc = info.subarray(off.lpszExtensionDesc, off.lpszExtensionDesc + 256);
+      const end = desc.indexOf(0);
+      // dwExtensionVersion is MAKELONG(minor, major) (ISAPI.md §4).
+      return { ok, major: version >>> 16, minor: version & 0xffff, description: desc.toString('latin1', 0, end === -1 ? desc.length : end) };
+    } finally {
+      this.koffi.free(p as never);
+    }
+  }
+
+  /** IIS's last call before unloading (ISAPI.md §4), made only once no request is outstanding. */
+  terminateExtension(entry: bigint | ((dwFlags: number) => boolean | number), dwFlags: number): boolean {
+    const fn = this.entryOf<(dwFlags: number) => boolean | number>(entry, 'TerminateExtension');
+    return Boolean(fn(dwFlags >>> 0));
+  }
+
+  private entryOf<F>(entry: bigint | F, proto: 'GetExtensionVersion' | 'TerminateExtension'): F {
+    if (typeof entry === 'function') return entry;
+    if (typeof entry !== 'bigint' || entry === 0n) throw invalidArgument(`${proto} must be a native function pointer (BigInt) or a function`);
+    return this.koffi.decode(entry as never, this.abi.protos[proto]) as unknown as F;
   }
 
   /** Release the host's callbacks. Refuses while sessions are still open: their ECBs point at these callbacks. */
@@ -224,6 +309,7 @@ export class EmulatedHost {
       written: 0,
       done: false,
       settle: null,
+      sink: null,
     };
     const off = this.abi.offsets.EXTENSION_CONTROL_BLOCK;
     const size = this.abi.sizes.EXTENSION_CONTROL_BLOCK;
@@ -394,6 +480,19 @@ export class EmulatedHost {
   /** Deliver a completion through the routine the extension registered, as an IIS I/O thread would. */
   private complete(conn: Conn, cbIO: number, dwError: number): void {
     conn.pending = null;
+    if (conn.sink) {
+      // Streamed sessions complete from socket callbacks, outside any guard: nothing may escape from here either.
+      try {
+        this.callCompletion(conn, cbIO, dwError);
+      } catch (error) {
+        this.violate(conn, ErrorCodes.INVALID_ARGUMENT, `IO completion routine failed: ${String(error)}`);
+      }
+      return;
+    }
+    this.callCompletion(conn, cbIO, dwError);
+  }
+
+  private callCompletion(conn: Conn, cbIO: number, dwError: number): void {
     let fn = this.completionFns.get(conn.routine);
     if (!fn) {
       fn = this.koffi.decode(conn.routine as never, this.abi.protos.PFN_HSE_IO_COMPLETION) as unknown as CompletionFn;
@@ -402,10 +501,51 @@ export class EmulatedHost {
     fn(conn.ecb, conn.context, cbIO, dwError);
   }
 
+  /** A streamed WriteClient: hand a copy to the sink; the async completion waits for the sink's `done`. */
+  private streamWrite(conn: Conn, sink: SessionSink, pBuf: bigint | null, length: number, pBytes: bigint | null, async: boolean): number {
+    const { accepted, failed } = this.accept(conn, length);
+    // A copy: the extension's buffer belongs to it again as soon as the completion has run (koffi.md pitfall 7).
+    const bytes = accepted > 0 ? Buffer.from(this.view(pBuf as bigint, accepted)) : Buffer.alloc(0);
+    conn.written += accepted;
+    if (!async) {
+      sink.onWrite(bytes, () => undefined);
+      if (pBytes) this.setU32(pBytes, accepted);
+      return failed ? this.error(ERROR_NETNAME_DELETED) : 1;
+    }
+    let called = false;
+    sink.onWrite(bytes, (win32Error = 0) => {
+      if (called) return;
+      called = true;
+      // The session may have ended meanwhile (the ECB is freed): a late completion must go nowhere.
+      if (conn.done || !this.conns.has(conn.id)) return;
+      const error = win32Error !== 0 ? win32Error : failed ? ERROR_NETNAME_DELETED : 0;
+      this.complete(conn, error !== 0 && win32Error !== 0 ? 0 : accepted, error);
+    });
+    return 1;
+  }
+
   private writeClient(conn: Conn, pBuf: bigint | null, pBytes: bigint | null, flags: number): number {
     if (!pBytes) return this.error(ERROR_INVALID_PARAMETER);
     const length = this.u32(pBytes);
     if (length > 0 && !pBuf) return this.error(ERROR_INVALID_PARAMETER);
+    const sink = conn.sink;
+    if (sink) {
+      const async = (flags & HSE_IO_ASYNC) !== 0;
+      if (!async && conn.pending !== null) this.violate(conn, ErrorCodes.ASYNC_PENDING, `WriteClient while ${conn.pending} is outstanding`);
+      if (async && !this.beginAsync(conn, 'WriteClient')) return this.error(ERROR_INVALID_PARAMETER);
+      if (!async) return this.streamWrite(conn, sink, pBuf, length, pBytes, false);
+      // Read the caller's memory only when the "I/O" runs, on a later turn (koffi.md 6d), as the recording path does.
+      setImmediate(() => {
+        if (conn.done) return;
+        try {
+          this.streamWrite(conn, sink, pBuf, length, null, true);
+        } catch (error) {
+          this.violate(conn, ErrorCodes.INVALID_ARGUMENT, `streaming WriteClient failed: ${String(error)}`);
+          this.complete(conn, 0, ERROR_NETNAME_DELETED);
+        }
+      });
+      return 1;
+    }
     if ((flags & HSE_IO_ASYNC) === 0) {
       if (conn.pending !== null) this.violate(conn, ErrorCodes.ASYNC_PENDING, `WriteClient while ${conn.pending} is outstanding`);
       const { accepted, failed } = this.accept(conn, length);
@@ -465,6 +605,7 @@ export class EmulatedHost {
         if (keep !== 0 && keep !== 1) this.violate(conn, ErrorCodes.INVALID_ARGUMENT, `fKeepConn must be 0 or 1, got ${keep}`);
         conn.record.keepConn = keep !== 0;
         conn.headersSent = true;
+        conn.sink?.onHeaders(conn.record.status, conn.record.headerBlock, keep !== 0);
         return 1;
       }
       case HSE_REQ_DONE_WITH_SESSION: {
@@ -499,11 +640,13 @@ export class EmulatedHost {
       }
       case HSE_REQ_IS_KEEP_CONN: {
         if (!pBuf) return this.error(ERROR_INVALID_PARAMETER);
-        this.koffi.encode(pBuf as never, 'int32_t', (this.options.keepConn ?? conn.model.clientKeepsAlive()) ? 1 : 0);
+        const keep = conn.sink?.isKeepConn ? conn.sink.isKeepConn() : (this.options.keepConn ?? conn.model.clientKeepsAlive());
+        this.koffi.encode(pBuf as never, 'int32_t', keep ? 1 : 0);
         return 1;
       }
       case HSE_REQ_CLOSE_CONNECTION: {
         conn.record.closedConnection = true;
+        conn.sink?.onCloseConnection?.();
         if (conn.pendingRead) {
           conn.pendingRead = null;
           setImmediate(() => {
@@ -517,7 +660,10 @@ export class EmulatedHost {
         return 1;
       case HSE_REQ_IS_CONNECTED:
         if (!pBuf) return this.error(ERROR_INVALID_PARAMETER);
-        this.koffi.encode(pBuf as never, 'int32_t', conn.record.closedConnection || conn.model.body.aborted ? 0 : 1);
+        {
+          const connected = conn.sink?.isConnected ? conn.sink.isConnected() : !(conn.record.closedConnection || conn.model.body.aborted);
+          this.koffi.encode(pBuf as never, 'int32_t', connected ? 1 : 0);
+        }
         return 1;
       case HSE_REQ_REPORT_UNHEALTHY:
         conn.record.unhealthy.push(this.cstr(pBuf));
@@ -531,6 +677,7 @@ export class EmulatedHost {
         conn.record.status = '302 Object Moved';
         conn.record.headerBlock = `Location: ${url}\r\nContent-Length: 0\r\n\r\n`;
         conn.headersSent = true;
+        conn.sink?.onHeaders(conn.record.status, conn.record.headerBlock, true);
         return 1;
       }
       case HSE_REQ_MAP_URL_TO_PATH: {

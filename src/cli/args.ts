@@ -7,6 +7,7 @@ import { IsapiError, ErrorCodes } from '../errors.js';
 import { normaliseMount, SOCKET_VARIABLES, type HandlerKind } from '../host/server-options.js';
 
 export const USAGE = `Usage: isapi-http serve <module> [options]
+       isapi-http trace [name] [--json] [--level <level>] [--request <id>] [--no-follow]
 
 Serve a Node app (or an ISAPI extension module) through the ISAPI path: every request becomes a native
 EXTENSION_CONTROL_BLOCK handled by createExtension's HttpExtensionProc, as under IIS.
@@ -25,7 +26,14 @@ Options:
   --help, -h             show this help
   --version              print the version
 
-Ctrl-C (SIGINT) or SIGTERM stops accepting, lets requests in flight finish, and exits 0.`;
+Ctrl-C (SIGINT) or SIGTERM stops accepting, lets requests in flight finish, and exits 0.
+
+trace connects to an extension's trace channel (docs/trace.md): it prints the recent ring, then follows live.
+  [name]                 the channel name (default: APP_POOL_ID, else "default")
+  --json                 print raw JSON records
+  --level <level>        minimum level: debug, info, warn, error, fatal
+  --request <id>         only the records of this request
+  --no-follow            print the ring and exit`;
 
 export class UsageError extends IsapiError {
   constructor(message: string) {
@@ -46,7 +54,19 @@ export interface ServeArgs {
   readonly readAhead: number | undefined;
 }
 
-export type Command = { readonly kind: 'help' } | { readonly kind: 'version' } | { readonly kind: 'serve'; readonly args: ServeArgs };
+export interface TraceArgs {
+  readonly name: string | undefined;
+  readonly json: boolean;
+  readonly level: string | undefined;
+  readonly requestId: string | undefined;
+  readonly follow: boolean;
+}
+
+export type Command =
+  | { readonly kind: 'help' }
+  | { readonly kind: 'version' }
+  | { readonly kind: 'serve'; readonly args: ServeArgs }
+  | { readonly kind: 'trace'; readonly args: TraceArgs };
 
 function integer(name: string, raw: string | undefined, min: number, max: number): number | undefined {
   if (raw === undefined) return undefined;
@@ -68,8 +88,17 @@ export function parseCommand(argv: readonly string[]): Command {
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
   const [command, module, ...extra] = positionals;
-  if (command === undefined) throw new UsageError('no command given; the command is "serve"');
-  if (command !== 'serve') throw new UsageError(`unknown command ${JSON.stringify(command)}; the command is "serve" (iis-config and trace are not available yet)`);
+  if (command === undefined) throw new UsageError('no command given; the commands are "serve" and "trace"');
+  if (command === 'trace') {
+    if (extra.length > 0) throw new UsageError(`unexpected argument(s) ${extra.map((a) => JSON.stringify(a)).join(' ')}`);
+    const level = values.level;
+    if (level !== undefined && !['debug', 'info', 'warn', 'error', 'fatal'].includes(level)) {
+      throw new UsageError(`--level must be debug, info, warn, error or fatal, got ${JSON.stringify(level)}`);
+    }
+    return { kind: 'trace', args: { name: module, json: values.json === true, level, requestId: values.request, follow: values['no-follow'] !== true } };
+  }
+  if (values.json || values.level || values.request || values['no-follow']) throw new UsageError('--json, --level, --request and --no-follow belong to the trace command');
+  if (command !== 'serve') throw new UsageError(`unknown command ${JSON.stringify(command)}; the commands are "serve" and "trace" (iis-config is not available yet)`);
   if (module === undefined || module === '') throw new UsageError('serve needs the module to serve: isapi-http serve <module>');
   if (extra.length > 0) throw new UsageError(`unexpected argument(s) ${extra.map((a) => JSON.stringify(a)).join(' ')}`);
 
@@ -116,6 +145,10 @@ function parse(argv: readonly string[]) {
       'read-ahead': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
+      json: { type: 'boolean' },
+      level: { type: 'string' },
+      request: { type: 'string' },
+      'no-follow': { type: 'boolean' },
     },
   });
 }

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { parseCommand, USAGE, UsageError } from './args.js';
 import { serve } from './serve.js';
+import { runTraceCollector } from '../trace/collector.js';
 
 function version(): string {
   const require = createRequire(import.meta.url);
@@ -30,6 +31,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (command.kind === 'version') {
       console.log(version());
+      return 0;
+    }
+    if (command.kind === 'trace') {
+      const stop = new AbortController();
+      process.once('SIGINT', () => stop.abort());
+      const { name, json, level, requestId, follow } = command.args;
+      await runTraceCollector({ name, json, level, requestId, follow, signal: stop.signal });
       return 0;
     }
     return await serve(command.args, { out: (l) => console.log(l), err: (l) => console.error(l), signals: process, cwd: process.cwd() });

@@ -25,6 +25,11 @@ describe('arguments', () => {
       kind: 'serve',
       args: { module: 'app.js', port: 0, host: '127.0.0.1', exportName: 'app', handler: 'simple', workers: undefined, mount: '/shop', serverVariables: { AUTH_USER: 'CORP\\ann', HTTPS: 'on' }, readAhead: 0 },
     });
+    expect(parseCommand(['trace'])).toEqual({ kind: 'trace', args: { name: undefined, json: false, level: undefined, requestId: undefined, follow: true } });
+    expect(parseCommand(['trace', 'pool1', '--json', '--level', 'warn', '--request', 'r-7', '--no-follow'])).toEqual({
+      kind: 'trace',
+      args: { name: 'pool1', json: true, level: 'warn', requestId: 'r-7', follow: false },
+    });
     expect(parseCommand(['--help'])).toEqual({ kind: 'help' });
     expect(parseCommand(['--version'])).toEqual({ kind: 'version' });
   });
@@ -45,6 +50,9 @@ describe('arguments', () => {
     [['serve', 'a.js', '--export', '1bad'], /--export must be an export name/],
     [['serve', 'a.js', '--nope'], /Unknown option '--nope'/],
     [['serve', 'a.js', '--port'], /argument missing|requires an argument|--port/],
+    [['trace', 'a', 'b'], /unexpected argument/],
+    [['trace', '--level', 'loud'], /--level must be debug, info, warn, error or fatal/],
+    [['serve', 'a.js', '--json'], /belong to the trace command/],
   ])('%j is a usage error: %s', (argv, message) => {
     let error: unknown;
     try {

@@ -3,7 +3,10 @@
  * reports failure as FALSE plus a thread-local Win32 code).
  *
  * - Windows: kernel32's GetLastError/SetLastError through koffi. koffi keeps the value intact across its own
- *   machinery (koffi.md §3a, "Protect GetLastError() value from Node.js and V8"); this is exercised by the Wine lane.
+ *   machinery (koffi.md §3a, "Protect GetLastError() value from Node.js and V8"). koffi.errno() is no substitute
+ *   there: it reads koffi's own C runtime's errno, not a host DLL's (the Wine lane saw 0 where GetLastError gave
+ *   122, 1413 and the host's own codes: docs/windows.md W1). The code is per thread, which is what ISAPI needs:
+ *   an ECB function runs on the thread that calls it (the main thread, or a ThreadPoolHandler worker).
  * - Elsewhere (the emulated host, the C host): hosts store the code in errno, and koffi saves errno right after
  *   each native call, so koffi.errno() reads what the host set.
  */

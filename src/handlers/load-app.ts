@@ -14,10 +14,36 @@ export function moduleUrl(module: URL | string, base = process.cwd()): string {
   return pathToFileURL(isAbsolute(module) ? module : resolve(base, module)).href;
 }
 
+/**
+ * A real `import()`, kept out of the bundler's sight. tsup's CJS build runs its chunks through sucrase, which turns
+ * `import(url)` into `require(url)`; `require` cannot take a `file://` URL nor load ESM (docs/windows.md L1).
+ * Code inside `new Function` is compiled by V8 as written, so the CJS build imports like the ESM one.
+ */
+const nativeImport = ((): ((url: string) => Promise<unknown>) | undefined => {
+  try {
+    return new Function('url', 'return import(url)') as (url: string) => Promise<unknown>;
+  } catch {
+    return undefined; // --disallow-code-generation-from-strings: the bundled form below is all there is
+  }
+})();
+
+async function importModule(url: string): Promise<unknown> {
+  if (nativeImport !== undefined) {
+    try {
+      return await nativeImport(url);
+    } catch (error) {
+      // Inside a vm context with no module linker (jest runs the sources that way), V8 refuses `import()` in
+      // `new Function` code; the transpiled `import()` below is the one that context supports.
+      if ((error as NodeJS.ErrnoException)?.code !== 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING') throw error;
+    }
+  }
+  return import(url);
+}
+
 export async function loadApp(url: string, exportName = 'default'): Promise<unknown> {
   let ns: Record<string, unknown>;
   try {
-    ns = (await import(url)) as Record<string, unknown>;
+    ns = (await importModule(url)) as Record<string, unknown>;
   } catch (cause) {
     throw new IsapiError(ErrorCodes.INVALID_ARGUMENT, `could not load the app module ${url}: ${String((cause as Error)?.message ?? cause)}`, { cause });
   }

@@ -59,6 +59,11 @@ export function completionRoutine(): bigint {
 }
 
 /** Give an ECB its context key. */
+/** This thread's routine if it has been registered, without registering it: tells a host whose routine it holds. */
+export function registeredCompletionRoutine(): bigint | null {
+  return routine;
+}
+
 export function addCompletionTarget(target: CompletionTarget): number {
   const ctx = nextContext;
   // Contexts travel as pointer-sized values; wrap well below 2^31 so they stay small positive integers.

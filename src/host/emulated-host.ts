@@ -51,6 +51,7 @@ import {
   HSE_VERSION,
 } from '../ecb/constants.js';
 import { getKoffi } from '../ecb/koffi.js';
+import { registeredCompletionRoutine } from '../ecb/io-completion.js';
 import { lastError } from '../ecb/last-error.js';
 import { emptyRecord, type RecordedResponse } from '../ecb/recorded-response.js';
 import { RequestModel, type RequestDescription } from '../ecb/request-model.js';
@@ -144,7 +145,17 @@ interface Conn {
   sink: SessionSink | null;
 }
 
-let hostSerial = 0;
+/**
+ * ConnIDs come from one process-wide counter, so they are unique across hosts as well as within one (a call on a
+ * finished request, or on another host's request, is always recognised). They must fit HCONN, which is pointer-sized:
+ * 4 bytes on ia32 (docs/windows.md W4/L2), and are never 0, which a host never hands out.
+ */
+let lastConnId = 0n;
+function nextConnId(pointerSize: number): bigint {
+  lastConnId = BigInt.asUintN(8 * pointerSize, lastConnId + 1n);
+  if (lastConnId === 0n) lastConnId = 1n;
+  return lastConnId;
+}
 
 export class EmulatedHost {
   private readonly koffi: Koffi;
@@ -154,7 +165,6 @@ export class EmulatedHost {
   private readonly callbacks: bigint[] = [];
   private readonly completionFns = new Map<bigint, CompletionFn>();
   private readonly procFns = new Map<bigint, ProcFn>();
-  private nextConn: bigint;
   private closed = false;
   private liveBlocks = 0;
 
@@ -162,8 +172,6 @@ export class EmulatedHost {
     this.koffi = getKoffi();
     this.abi = getAbi();
     this.options = options;
-    // ConnIDs are never reused within a host, so a call on a finished request is always recognised.
-    this.nextConn = BigInt(++hostSerial) << 32n;
     const { protos } = this.abi;
     const k = this.koffi;
     const reg = (fn: (...args: never[]) => number, proto: unknown): bigint => {
@@ -293,7 +301,7 @@ export class EmulatedHost {
   }
 
   private build(model: RequestModel, readAhead: Buffer): Conn {
-    const id = this.nextConn++;
+    const id = nextConnId(this.abi.pointerSize);
     const conn: Conn = {
       id,
       model,
@@ -498,7 +506,17 @@ export class EmulatedHost {
       fn = this.koffi.decode(conn.routine as never, this.abi.protos.PFN_HSE_IO_COMPLETION) as unknown as CompletionFn;
       this.completionFns.set(conn.routine, fn);
     }
-    fn(conn.ecb, conn.context, cbIO, dwError);
+    if (conn.routine === registeredCompletionRoutine()) {
+      fn(conn.ecb, conn.context, cbIO, dwError);
+      return;
+    }
+    // A routine this thread did not register: a ThreadPoolHandler worker's. Called from here, koffi would block this
+    // thread until the worker ran it, while the worker may itself be blocked in a call relayed to this thread (an
+    // async WriteClient waiting for its return): a deadlock (docs/windows.md O1). IIS calls completions from its own
+    // I/O threads; koffi's .async() does the same from one of its pool threads, and relays the call to the worker.
+    (fn as unknown as { async: (...args: unknown[]) => void }).async(conn.ecb, conn.context, cbIO, dwError, (error: unknown) => {
+      if (error) this.violate(conn, ErrorCodes.INVALID_ARGUMENT, `IO completion routine failed: ${String(error)}`);
+    });
   }
 
   /** A streamed WriteClient: hand a copy to the sink; the async completion waits for the sink's `done`. */

@@ -250,7 +250,7 @@ main(async () => {
     equal(p.failing.error, 1413, 'HTTP_X_FAIL is just unknown to EmulatedHost');
     equal(p.raw.lastError, 122, 'raw call with 8 bytes: GetLastError');
     return `codes ${p.missing.error}/${p.raw.lastError} survive koffi's callback return`;
-  }, { knownBug: { id: 'L2', arch: 'ia32', match: /ERR_OUT_OF_RANGE[\s\S]*writeUInt32LE/ } });
+  });
 
   test('ThreadPoolHandler from the CJS build (require("isapi-http")) loads the app module in its workers', async () => {
     const handler = new cjs.ThreadPoolHandler(pathToFileURL(appPath), { workers: 1, onError: () => {} });
@@ -260,7 +260,7 @@ main(async () => {
       await handler.terminate();
     }
     return 'worker ready';
-  }, { knownBug: { id: 'L1', match: /Cannot find module 'file:/ }, timeoutMs: 30_000 });
+  }, { timeoutMs: 30_000 });
 
   const kinds = [
     { kind: 'SimpleHandler', build: () => new cjs.SimpleHandler(app, { onError }), lib: cjs, main: true },

@@ -4,6 +4,16 @@ module.exports = {
   roots: ['<rootDir>/test', '<rootDir>/examples'],
   testMatch: ['**/*.test.ts', '**/*.test.mts', '**/*.test.js'],
   transform: {
+    // The NestJS example uses TypeScript decorators as Nest apps are written (legacy decorators, and the
+    // design:paramtypes metadata that constructor injection reads). The first pattern that matches a file wins,
+    // so only that folder gets this; the rest of the project keeps the plain transform below.
+    '^.+[\\\\/]examples[\\\\/]nestjs[\\\\/].+\\.ts$': [
+      '@swc/jest',
+      {
+        jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' },
+        module: { type: 'commonjs' },
+      },
+    ],
     '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],
   },
   moduleNameMapper: {

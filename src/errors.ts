@@ -27,6 +27,11 @@ export const ErrorCodes = {
   TRACE_NAME_IN_USE: 'ERR_ISAPI_TRACE_NAME_IN_USE',
   /** A trace collector could not attach: no live channel under that name, or the channel refused it. */
   TRACE_UNAVAILABLE: 'ERR_ISAPI_TRACE_UNAVAILABLE',
+  /**
+   * Reload on change (`watch`) was asked of a handler that cannot reload in place: SimpleHandler serves an app object
+   * already imported on this thread, and a module cache cannot be emptied safely. ThreadPoolHandler reloads.
+   */
+  RELOAD_NOT_SUPPORTED: 'ERR_ISAPI_RELOAD_NOT_SUPPORTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

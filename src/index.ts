@@ -27,7 +27,7 @@ export type { NativeEntryPoints } from './ecb/entry-points.js';
 export type { RequestListener, IsapiIncomingMessage, ExchangeOptions } from './http/exchange.js';
 export type { IsapiRequestInfo, IsapiUser } from './http/request-info.js';
 export { toRequestListener, type AppLike, type FetchHandler, type ToRequestListenerOptions } from './handlers/to-request-listener.js';
-export { ThreadPoolHandler, type ThreadPoolHandlerOptions } from './handlers/thread-pool-handler.js';
+export { ThreadPoolHandler, type ThreadPoolHandlerOptions, type ReloadEvent, type WatchOption, type PoolErrorKind } from './handlers/thread-pool-handler.js';
 export { createServer, IsapiServer, type IsapiRequestListener, type AccessLogEntry, type AccessListener } from './host/dev-server.js';
 export type { IsapiServerOptions, HandlerKind } from './host/server-options.js';
 export { HttpParseError } from './host/http-request-parser.js';

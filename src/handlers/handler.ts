@@ -14,6 +14,11 @@ export interface IsapiHandler {
    * only after every outstanding request completed (ISAPI.md §4); the promise lets a host wait for the drain.
    */
   terminate(): Promise<void>;
+  /**
+   * Resolves once the handler can serve (ThreadPoolHandler: every worker has loaded the app), or rejects with the
+   * start-up failure. Optional: a handler without it is ready once started.
+   */
+  ready?(): Promise<void>;
   /** Requests whose sessions have not ended yet. */
   readonly inFlight: number;
   /**

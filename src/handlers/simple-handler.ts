@@ -8,6 +8,7 @@ import { Exchange, type ExchangeOptions, type RequestListener } from '../http/ex
 import type { IsapiHandler } from './handler.js';
 import { withinRequest } from './host-mode.js';
 import { respondDirect } from './respond.js';
+import { IsapiError, ErrorCodes } from '../errors.js';
 import { toRequestListener, type AppLike } from './to-request-listener.js';
 import { nextRequestId, runInRequest } from '../trace/context.js';
 import { tracedRequestOptions, type TraceTarget } from '../trace/request-trace.js';
@@ -33,6 +34,14 @@ export class SimpleHandler implements IsapiHandler {
   private trace: TraceTarget | null;
 
   constructor(app: AppLike, options: SimpleHandlerOptions = {}) {
+    if (options !== null && typeof options === 'object' && (options as { watch?: unknown }).watch !== undefined && (options as { watch?: unknown }).watch !== false) {
+      // It was handed the app object itself: no fresh copy of the code can be had on this thread (ESM modules cannot
+      // be evicted from the loader's cache, and re-requiring CJS leaks the old instances and their handles).
+      throw new IsapiError(
+        ErrorCodes.RELOAD_NOT_SUPPORTED,
+        'SimpleHandler cannot reload on change: it serves an app already imported on this thread. Use new ThreadPoolHandler(moduleUrl, { watch: true }), which loads fresh code in new worker threads.',
+      );
+    }
     // Detection (and its clear error for a value that is no app) happens here, once, not per request.
     this.listener = toRequestListener(app, { onError: options.onError });
     this.options = options;

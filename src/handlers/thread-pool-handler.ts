@@ -15,6 +15,13 @@
  *   calls HSE_REQ_REPORT_UNHEALTHY with a reason, on an ECB that is still pending, and IIS recycles the pool.
  * - A request still in flight long after its timeout means the worker's thread is stuck: the worker is terminated,
  *   and its requests are finished as for a crash.
+ * - Reload (`watch`, or `reload()`): a fresh set of workers loads the app from disk (each worker has its own ESM and
+ *   CJS module caches, so fresh workers read fresh code) and runs its start-up, while the current workers keep
+ *   serving. Once every fresh worker is ready they take all new and queued requests; the previous ones get `stop`,
+ *   finish what they hold and exit through the same path as at shutdown (every koffi callback unregistered before
+ *   the thread ends: worker-entry.ts). If any fresh worker fails to load, to start or dies first, the fresh set is
+ *   discarded and the current workers go on serving; the failure is reported (kind `reload`). No request is turned
+ *   away or cut short by a reload, except one still running on a previous worker after `drainTimeout`.
  */
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -31,8 +38,28 @@ import { SLOT_DONE, SLOT_HEADERS, SLOT_IO, SlotTable } from './slot-state.js';
 import type { WorkerInit } from './worker-entry.js';
 import { workerFile } from './worker-path.js';
 import type { TraceChannel } from '../trace/channel.js';
-import type { TraceRecord } from '../trace/record.js';
-import { poolErrorRecord } from '../trace/request-trace.js';
+import { makeRecord, type TraceRecord } from '../trace/record.js';
+import { poolErrorRecord, type PoolErrorKind } from '../trace/request-trace.js';
+import { AppWatcher, DEFAULT_WATCH_DEBOUNCE_MS, planWatch, type WatchOption, type WatchPlan } from './app-watcher.js';
+
+export type { PoolErrorKind } from '../trace/request-trace.js';
+export type { WatchOption } from './app-watcher.js';
+
+/** What `onReload` gets after each reload attempt. */
+export interface ReloadEvent {
+  /** True: the fresh workers serve from now on. False: the fresh code failed; the previous workers keep serving. */
+  readonly ok: boolean;
+  /** The generation serving after this attempt: 1 at start, one more after each successful reload. */
+  readonly generation: number;
+  /** The changed files (absolute paths) that started it; empty for a direct `reload()`. */
+  readonly changed: readonly string[];
+  /** Milliseconds from the start of the attempt to the switch (or the failure). */
+  readonly ms: number;
+  /** Requests still in flight on the previous workers at the switch: they finish there. */
+  readonly draining: number;
+  /** Why the attempt failed. */
+  readonly error?: unknown;
+}
 
 export interface ThreadPoolHandlerOptions extends Omit<SimpleHandlerOptions, 'onError' | 'logNote'> {
   /** Worker threads. Default: os.availableParallelism(). */
@@ -53,8 +80,18 @@ export interface ThreadPoolHandlerOptions extends Omit<SimpleHandlerOptions, 'on
   readonly crashLimit?: { readonly count: number; readonly windowMs: number };
   /** How long TerminateExtension lets requests in flight finish. Default 30 s. */
   readonly drainTimeout?: number;
-  /** Where the pool reports app errors, worker crashes and start-up failures. Default: console.error. */
-  readonly onError?: (error: unknown, context: { readonly kind: 'app' | 'crash' | 'load'; readonly worker: number }) => void;
+  /** Where the pool reports app errors, worker crashes, start-up and reload failures. Default: console.error. */
+  readonly onError?: (error: unknown, context: { readonly kind: PoolErrorKind; readonly worker: number }) => void;
+  /**
+   * Reload on change (app-watcher.ts): `true` watches the app module's directory tree, except node_modules and any
+   * name starting with `.`; a list names files, directories and globs relative to the app module's directory
+   * (`!glob` excludes). A burst of changes (quiet for `watchDebounce` ms) starts one reload. Default false.
+   */
+  readonly watch?: WatchOption;
+  /** Quiet time after the last change before reloading, in ms. Default 200. */
+  readonly watchDebounce?: number;
+  /** Called after each reload attempt, successful or not (failures also go to onError and the trace). */
+  readonly onReload?: (event: ReloadEvent) => void;
   /**
    * A trace channel (createTraceChannel): the pool's reports, each request's summary and error records from the
    * workers, and (while the channel captures) the workers' console output, all forwarded to it. With a trace and
@@ -71,20 +108,61 @@ interface Pending {
   timer: NodeJS.Timeout | null;
 }
 
+/**
+ * - `serving`: in `pool`, takes requests (once ready);
+ * - `fresh`: loading the app for a reload, takes nothing yet;
+ * - `retiring`: replaced by a reload, finishes the requests it holds, then exits;
+ * - `discarded`: a fresh worker of a reload that failed or was overtaken, told to stop.
+ */
+type WorkerRole = 'serving' | 'fresh' | 'retiring' | 'discarded';
+
 interface PoolWorker {
   readonly index: number;
   readonly thread: Worker;
+  readonly threadId: number;
   readonly slots: SlotTable;
   readonly inFlight: Map<number, Pending>;
+  role: WorkerRole;
   ready: boolean;
   stopping: boolean;
   lastError: string | null;
+  /** Retiring, and terminated by us past drainTimeout (already reported). */
+  expired?: boolean;
+}
+
+/** A reload in progress: its fresh workers, and what started it. */
+interface Reload {
+  readonly fresh: PoolWorker[];
+  /** Every changed file since the attempt began (overtaking changes included). */
+  changed: readonly string[];
+  readonly started: number;
+  /** A later change (or reload()) arrived while the fresh workers were loading: they may have read older files. */
+  overtaken: boolean;
+  readonly timer: NodeJS.Timeout;
+  readonly settled: ((ok: boolean) => void)[];
 }
 
 /** Grace past the per-request timeout before the main thread decides a worker is stuck. */
 const STUCK_GRACE_MS = 5000;
 /** How long the main thread waits for an orphaned async operation to complete after CLOSE_CONNECTION. */
 const ADOPT_TIMEOUT_MS = 5000;
+/** How long fresh workers may take to load and start the app before the reload counts as failed. */
+const RELOAD_START_TIMEOUT_MS = 60_000;
+/** How long a discarded fresh worker may take to stop by itself before it is terminated. */
+const DISCARD_TIMEOUT_MS = 10_000;
+
+// Reload state, out of the way of the pool's own fields (and of users poking at the instance).
+const kPlan = Symbol('watchPlan');
+const kWatcher = Symbol('watcher');
+const kReload = Symbol('reload');
+const kRetiring = Symbol('retiring');
+const kGeneration = Symbol('generation');
+
+/** ` after changes to a, b, c` (at most five named), or nothing. */
+function changedList(changed: readonly string[]): string {
+  if (changed.length === 0) return '';
+  return ` after changes to ${changed.slice(0, 5).join(', ')}${changed.length > 5 ? `, and ${changed.length - 5} more` : ''}`;
+}
 
 export class ThreadPoolHandler implements IsapiHandler {
   private readonly appUrl: string;
@@ -103,6 +181,11 @@ export class ThreadPoolHandler implements IsapiHandler {
   private drained: (() => void) | null = null;
   private trace: TraceChannel | null = null;
   private readonly threadIds: number[] = [];
+  private readonly [kPlan]: WatchPlan | null;
+  private [kWatcher]: AppWatcher | null = null;
+  private [kReload]: Reload | null = null;
+  private readonly [kRetiring] = new Set<PoolWorker>();
+  private [kGeneration] = 1;
 
   constructor(appModule: URL | string, options: ThreadPoolHandlerOptions = {}) {
     this.appUrl = moduleUrl(appModule);
@@ -117,8 +200,18 @@ export class ThreadPoolHandler implements IsapiHandler {
     const maxQueue = options.maxQueue ?? 1024;
     if (!Number.isInteger(maxQueue) || maxQueue < 0) throw invalidArgument(`ThreadPoolHandler option maxQueue must be a non-negative integer, got ${String(options.maxQueue)}`);
     this.maxQueue = maxQueue;
+    const debounce = options.watchDebounce ?? DEFAULT_WATCH_DEBOUNCE_MS;
+    if (!Number.isInteger(debounce) || debounce < 0) throw invalidArgument(`ThreadPoolHandler option watchDebounce must be a non-negative integer (ms), got ${String(options.watchDebounce)}`);
+    this[kPlan] = planWatch(this.appUrl, options.watch ?? false);
     this.pool = new Array<PoolWorker | null>(this.size).fill(null);
     if (options.trace) this.attachTrace(options.trace);
+  }
+
+  /** Every live worker: serving, fresh (a reload loading) and retiring (draining after a reload). */
+  private *workers(): Iterable<PoolWorker> {
+    for (const w of this.pool) if (w) yield w;
+    for (const w of this[kRetiring]) yield w;
+    if (this[kReload]) yield* this[kReload].fresh;
   }
 
   /** Trace to `channel` (workers forward their records to it), unless the options already named a trace. */
@@ -131,13 +224,23 @@ export class ThreadPoolHandler implements IsapiHandler {
 
   /** The channel started or stopped capturing: so do the workers, for their own console. */
   private readonly traceCapture = (capture: boolean): void => {
-    for (const w of this.pool) w?.thread.postMessage({ type: 'trace', capture });
+    for (const w of this.workers()) w.thread.postMessage({ type: 'trace', capture });
   };
 
   get inFlight(): number {
     let n = this.queue.length;
-    for (const w of this.pool) n += w?.inFlight.size ?? 0;
+    for (const w of this.workers()) n += w.inFlight.size;
     return n;
+  }
+
+  /** The code generation serving: 1 at start, one more after each successful reload. */
+  get generation(): number {
+    return this[kGeneration];
+  }
+
+  /** True while a reload's fresh workers are loading. */
+  get reloading(): boolean {
+    return this[kReload] !== null;
   }
 
   /** Workers that have loaded the app and take requests. */
@@ -149,20 +252,32 @@ export class ThreadPoolHandler implements IsapiHandler {
     if (this.started) return;
     this.started = true;
     for (let i = 0; i < this.size; i++) this.spawn(i);
+    const plan = this[kPlan];
+    if (plan && !this.terminating) {
+      this[kWatcher] = new AppWatcher(plan, {
+        debounceMs: this.options.watchDebounce ?? DEFAULT_WATCH_DEBOUNCE_MS,
+        onChange: (paths) => this.beginReload(paths),
+        onError: (error) => this.report(error, 'reload', -1),
+      });
+    }
   }
 
-  /** Resolves once every worker has loaded the app (or rejects with the first start-up failure). */
+  /**
+   * Resolves once every worker has loaded the app (or rejects with the first start-up failure) and, with `watch`,
+   * once the watcher has scanned the files (changes made from then on start a reload).
+   */
   async ready(): Promise<void> {
     this.start();
     while (this.readyWorkers < this.size) {
       if (this.loadFailure) throw new IsapiError(ErrorCodes.INVALID_ARGUMENT, this.loadFailure);
       await new Promise((r) => setTimeout(r, 5));
     }
+    await this[kWatcher]?.ready;
   }
 
-  private report(error: unknown, kind: 'app' | 'crash' | 'load', worker: number, traced = false): void {
+  private report(error: unknown, kind: PoolErrorKind, worker: number, traced = false, threadId = this.threadIds[worker]): void {
     // `traced`: the worker already wrote this error to the trace, with its request's id.
-    if (this.trace && !traced) this.trace.write(poolErrorRecord(error, kind, worker, this.threadIds[worker]));
+    if (this.trace && !traced) this.trace.write(poolErrorRecord(error, kind, worker, threadId));
     if (this.trace && !this.options.onError) return;
     try {
       (this.options.onError ?? ((e: unknown, c: { kind: string; worker: number }) => console.error(`isapi-http: worker ${c.worker} ${c.kind}:`, e)))(error, { kind, worker });
@@ -171,12 +286,31 @@ export class ThreadPoolHandler implements IsapiHandler {
     }
   }
 
-  private spawn(index: number): void {
+  /** Start a worker for slot `index`: a serving one (into `pool`), or a fresh one for a reload (kept aside). */
+  private spawn(index: number, role: 'serving' | 'fresh' = 'serving'): PoolWorker {
     const slots = new SlotTable(this.perWorker);
     const { filename, execArgv } = workerFile('worker');
-    const { workers: _w, maxQueue: _q, maxInFlightPerWorker: _m, export: exportName, env, argv, resourceLimits, crashLimit: _c, drainTimeout: _d, onError: _e, trace: _t, ...handlerOptions } = this.options;
+    const {
+      workers: _w,
+      maxQueue: _q,
+      maxInFlightPerWorker: _m,
+      export: exportName,
+      env,
+      argv,
+      resourceLimits,
+      crashLimit: _c,
+      drainTimeout: _d,
+      onError: _e,
+      trace: _t,
+      watch: _wa,
+      watchDebounce: _wd,
+      onReload: _or,
+      ...handlerOptions
+    } = this.options;
     const trace = this.trace ? { capture: this.trace.capturing } : undefined;
-    const init: WorkerInit = { appUrl: this.appUrl, exportName: exportName ?? 'default', slots: slots.buffer, handlerOptions, trace };
+    // A fresh worker runs the framework's start-up before it says ready: a reload must not switch to code whose
+    // start-up fails (the serving workers would have answered 503 to everything from then on).
+    const init: WorkerInit = { appUrl: this.appUrl, exportName: exportName ?? 'default', slots: slots.buffer, handlerOptions, trace, startEagerly: role === 'fresh' };
     const thread = new Worker(filename, {
       workerData: init,
       execArgv,
@@ -184,30 +318,39 @@ export class ThreadPoolHandler implements IsapiHandler {
       argv: argv ? [...argv] : [],
       resourceLimits,
     });
-    const w: PoolWorker = { index, thread, slots, inFlight: new Map(), ready: false, stopping: false, lastError: null };
-    this.pool[index] = w;
-    this.threadIds[index] = thread.threadId;
+    const w: PoolWorker = { index, thread, threadId: thread.threadId, slots, inFlight: new Map(), role, ready: false, stopping: false, lastError: null };
+    if (role === 'serving') {
+      this.pool[index] = w;
+      this.threadIds[index] = thread.threadId;
+    }
     thread.on('message', (m: { type: string; id?: number; error?: { message: string; stack?: string }; url?: string; traced?: boolean; record?: TraceRecord }) => {
       if (m.type === 'ready') {
         w.ready = true;
+        if (w.role === 'fresh') return this.freshReady();
+        if (w.role !== 'serving') return;
         this.loadFailure = null;
         this.pump();
       } else if (m.type === 'done') {
         this.finished(w, m.id as number);
       } else if (m.type === 'load-error') {
+        const error = m.error?.stack ?? m.error?.message;
+        if (w.role === 'fresh') return this.reloadFailed(`worker ${index} could not load the new code: ${m.error?.message}`, m.error?.stack);
+        if (w.role !== 'serving') return;
         this.loadFailure = `worker ${index} could not load the app: ${m.error?.message}`;
-        this.report(m.error?.stack ?? m.error?.message, 'load', index);
+        this.report(error, 'load', index);
       } else if (m.type === 'app-error') {
-        this.report(m.error?.stack ?? m.error?.message, 'app', index, m.traced === true);
+        this.report(m.error?.stack ?? m.error?.message, 'app', index, m.traced === true, w.threadId);
       } else if (m.type === 'trace') {
         if (m.record) this.trace?.write(m.record);
       }
     });
     thread.on('error', (error) => {
       w.lastError = String((error as Error)?.stack ?? error);
-      this.report(error, 'crash', index);
+      if (w.role === 'fresh') return; // its exit fails the reload, with this error
+      this.report(error, 'crash', index, false, w.threadId);
     });
     thread.on('exit', (code) => this.exited(w, code));
+    return w;
   }
 
   // ── dispatch ───────────────────────────────────────────────────────────────────────────────────────
@@ -286,13 +429,163 @@ export class ThreadPoolHandler implements IsapiHandler {
 
   private stuck(worker: PoolWorker, request: Pending): void {
     if (!worker.inFlight.has(request.id)) return;
-    this.report(new Error(`request ${request.id} is still in flight long after its timeout: worker ${worker.index} is stuck; terminating it`), 'crash', worker.index);
+    this.report(new Error(`request ${request.id} is still in flight long after its timeout: worker ${worker.index} is stuck; terminating it`), 'crash', worker.index, false, worker.threadId);
     void worker.thread.terminate();
+  }
+
+  // ── reload ─────────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Load the app afresh in new workers and switch to them once they are all ready; the current workers keep serving
+   * meanwhile, and finish what they hold afterwards. Resolves true once switched, false if the new code failed (the
+   * current workers go on serving; the failure is reported). A call while a reload is loading makes that reload
+   * start over, since its workers may have read the files before the latest change; both calls then settle together.
+   */
+  reload(): Promise<boolean> {
+    return new Promise((resolve) => this.beginReload([], resolve));
+  }
+
+  /** Start a reload (or mark the one loading as overtaken); `settled` is called once it switched or failed. */
+  private beginReload(changed: readonly string[], ...settled: ((ok: boolean) => void)[]): void {
+    if (this.terminating) return void settled.forEach((s) => s(false));
+    if (!this.started) {
+      // Not started yet: the first workers will load what is on disk now anyway.
+      this.start();
+      return void settled.forEach((s) => s(true));
+    }
+    const current = this[kReload];
+    if (current) {
+      current.overtaken = true;
+      current.changed = [...new Set([...current.changed, ...changed])];
+      current.settled.push(...settled);
+      return;
+    }
+    const fresh: PoolWorker[] = [];
+    const timer = setTimeout(() => this.reloadFailed(`the new workers did not load and start the app within ${RELOAD_START_TIMEOUT_MS / 1000} s`), RELOAD_START_TIMEOUT_MS);
+    timer.unref();
+    this[kReload] = { fresh, changed: [...changed], started: Date.now(), overtaken: false, timer, settled };
+    for (let i = 0; i < this.size; i++) fresh.push(this.spawn(i, 'fresh'));
+  }
+
+  /** A fresh worker is ready: once all are, switch (or start over if a later change overtook them). */
+  private freshReady(): void {
+    const reload = this[kReload];
+    if (!reload || !reload.fresh.every((w) => w.ready)) return;
+    clearTimeout(reload.timer);
+    this[kReload] = null;
+    if (reload.overtaken) {
+      this.discard(reload.fresh);
+      this.beginReload(reload.changed, ...reload.settled);
+      return;
+    }
+    const previous = this.pool.filter((w): w is PoolWorker => w !== null);
+    for (const w of reload.fresh) {
+      w.role = 'serving';
+      this.pool[w.index] = w;
+      this.threadIds[w.index] = w.threadId;
+    }
+    this[kGeneration]++;
+    this.loadFailure = null;
+    let draining = 0;
+    for (const w of previous) {
+      draining += w.inFlight.size;
+      this.retire(w);
+    }
+    // Requests that waited (every previous worker busy) go to the fresh workers now.
+    this.pump();
+    const ms = Date.now() - reload.started;
+    this.trace?.write(
+      makeRecord('info', `thread pool reloaded${changedList(reload.changed)}: generation ${this[kGeneration]} serving (${ms} ms); ${draining} request(s) finishing on the previous workers`, {
+        kind: 'reload',
+        handler: 'threadpool',
+      }),
+    );
+    this.notifyReload({ ok: true, generation: this[kGeneration], changed: reload.changed, ms, draining });
+    for (const s of reload.settled) s(true);
+  }
+
+  /**
+   * The reload in progress failed: discard its workers, keep the current ones, report. `detail` is the worker's own
+   * stack of the failure, kept as the reported error's stack.
+   */
+  private reloadFailed(reason: string, detail?: string): void {
+    const reload = this[kReload];
+    if (!reload) return;
+    clearTimeout(reload.timer);
+    this[kReload] = null;
+    this.discard(reload.fresh);
+    if (reload.overtaken && !this.terminating) {
+      // A later change may be the fix: try again with it, and let the callers waiting on this attempt wait on that one.
+      this.beginReload(reload.changed, ...reload.settled);
+      return;
+    }
+    // Node 20 does not name the file in an ES module's SyntaxError; the changed files usually do.
+    const failure = new Error(`reload failed${changedList(reload.changed)}; generation ${this[kGeneration]} keeps serving. ${reason}`);
+    failure.stack = `Error: ${failure.message}${detail ? `\n${detail}` : ''}`;
+    this.report(failure, 'reload', -1);
+    this.notifyReload({ ok: false, generation: this[kGeneration], changed: reload.changed, ms: Date.now() - reload.started, draining: 0, error: failure });
+    for (const s of reload.settled) s(false);
+  }
+
+  private notifyReload(event: ReloadEvent): void {
+    try {
+      this.options.onReload?.(event);
+    } catch {
+      // a failing listener must not break the pool
+    }
+  }
+
+  /** Fresh workers that will never serve: stop them (they hold no request), or terminate one that does not stop. */
+  private discard(workers: readonly PoolWorker[]): void {
+    for (const w of workers) {
+      if (w.role === 'discarded') continue;
+      w.role = 'discarded';
+      w.stopping = true;
+      this[kRetiring].add(w);
+      w.thread.postMessage({ type: 'stop' });
+      setTimeout(() => void w.thread.terminate(), DISCARD_TIMEOUT_MS).unref();
+    }
+  }
+
+  /** A worker replaced by a reload: no new requests; it finishes the ones it holds (up to drainTimeout) and exits. */
+  private retire(w: PoolWorker): void {
+    w.role = 'retiring';
+    w.stopping = true;
+    this[kRetiring].add(w);
+    w.thread.postMessage({ type: 'stop' });
+    const limit = this.options.drainTimeout ?? 30_000;
+    setTimeout(() => {
+      if (!this[kRetiring].has(w) || w.inFlight.size === 0) return;
+      this.report(new Error(`a worker replaced by a reload still held ${w.inFlight.size} request(s) after drainTimeout (${limit} ms); terminating it`), 'reload', w.index, false, w.threadId);
+      w.expired = true;
+      void w.thread.terminate();
+    }, limit).unref();
   }
 
   // ── crashes ────────────────────────────────────────────────────────────────────────────────────────
 
   private exited(worker: PoolWorker, code: number): void {
+    if (worker.role === 'fresh') {
+      // Died while loading the new code (process.exit at import, an uncaught error in its start-up, OOM): no request
+      // was ever given to it, so nothing to recover; the reload fails and the serving workers stay.
+      worker.role = 'discarded';
+      const reason = `worker ${worker.index} exited with code ${code} while loading the new code`;
+      this.reloadFailed(worker.lastError ? `${reason}: ${worker.lastError.split('\n', 1)[0]}` : reason, worker.lastError ?? undefined);
+      return;
+    }
+    if (worker.role === 'retiring' || worker.role === 'discarded') {
+      // Replaced by a reload (or never used): not a crash, never respawned. Requests it still held (drainTimeout,
+      // or it died while draining) are finished as for a crash.
+      this[kRetiring].delete(worker);
+      const orphans = [...worker.inFlight.values()];
+      worker.inFlight.clear();
+      if (orphans.length > 0 && !worker.expired) {
+        this.report(new Error(worker.lastError ?? `worker ${worker.index} exited with code ${code} while finishing its requests after a reload`), 'crash', worker.index, false, worker.threadId);
+      }
+      for (const request of orphans) this.recover(worker, request);
+      this.checkDrained();
+      return;
+    }
     if (this.pool[worker.index] === worker) this.pool[worker.index] = null;
     const orphans = [...worker.inFlight.values()];
     worker.inFlight.clear();
@@ -300,7 +593,7 @@ export class ThreadPoolHandler implements IsapiHandler {
     if (!expected) {
       const reason = worker.lastError ?? `worker ${worker.index} exited with code ${code}`;
       // process.exit() and terminate() raise no 'error' event: report them here so no crash goes unlogged.
-      if (worker.lastError === null) this.report(new Error(reason), 'crash', worker.index);
+      if (worker.lastError === null) this.report(new Error(reason), 'crash', worker.index, false, worker.threadId);
       this.crashed(reason, orphans);
     }
     for (const request of orphans) this.recover(worker, request);
@@ -388,7 +681,7 @@ export class ThreadPoolHandler implements IsapiHandler {
   // ── shutdown ───────────────────────────────────────────────────────────────────────────────────────
 
   private checkDrained(): void {
-    if (this.drained && this.pool.every((w) => !w || w.inFlight.size === 0)) {
+    if (this.drained && [...this.workers()].every((w) => w.inFlight.size === 0)) {
       const d = this.drained;
       this.drained = null;
       d();
@@ -401,8 +694,19 @@ export class ThreadPoolHandler implements IsapiHandler {
    */
   async terminate(): Promise<void> {
     this.terminating = true;
+    // The watcher first: no reload may start while the pool stops (and no fs handle outlives the handler).
+    const watcher = this[kWatcher];
+    this[kWatcher] = null;
+    const unwatched = watcher?.close().catch((error: unknown) => this.report(error, 'reload', -1));
+    const reload = this[kReload];
+    if (reload) {
+      clearTimeout(reload.timer);
+      this[kReload] = null;
+      this.discard(reload.fresh);
+      for (const s of reload.settled) s(false);
+    }
     this.failQueued('Service Unavailable');
-    if (this.pool.some((w) => w && w.inFlight.size > 0)) {
+    if ([...this.workers()].some((w) => w.inFlight.size > 0)) {
       const limit = this.options.drainTimeout ?? 30_000;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, limit);
@@ -412,17 +716,16 @@ export class ThreadPoolHandler implements IsapiHandler {
         };
       });
     }
-    const exits = this.pool.map(
+    const exits = [...this.workers()].map(
       (w) =>
         new Promise<void>((resolve) => {
-          if (!w) return resolve();
           w.stopping = true;
           w.thread.once('exit', () => resolve());
           if (w.inFlight.size > 0) void w.thread.terminate();
           else w.thread.postMessage({ type: 'stop' });
         }),
     );
-    await Promise.all(exits);
+    await Promise.all([...exits, unwatched]);
     this.trace?.off('capture', this.traceCapture);
   }
 }

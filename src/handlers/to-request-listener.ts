@@ -120,6 +120,18 @@ export interface ToRequestListenerOptions {
   readonly onError?: (error: unknown) => void;
 }
 
+/**
+ * The app's listener with its start-up (Fastify's ready(), Hapi's initialize(), NestJS's init()) already run: the
+ * promise rejects with the start-up's error instead of every request getting 503 afterwards. ThreadPoolHandler's
+ * reload uses it, so that it never switches to code that cannot start. The listener declares two parameters, so
+ * toRequestListener takes it as a plain listener again.
+ */
+export async function prepareRequestListener(app: AppLike): Promise<RequestListener> {
+  const driven = detect(app);
+  const listener = driven.listener ?? (await (driven.start as () => Promise<RequestListener>)());
+  return (req, res) => listener(req, res);
+}
+
 /** True once nothing more may be sent on `res`: it was ended, or destroyed. */
 const answered = (res: ServerResponse): boolean => res.writableEnded || res.destroyed;
 

@@ -15,6 +15,8 @@ import { SimpleHandler } from './simple-handler.js';
 import { SlotTable } from './slot-state.js';
 import { TrackedEcb } from './tracked-ecb.js';
 import { loadApp } from './load-app.js';
+import { prepareRequestListener } from './to-request-listener.js';
+import { IsapiError, ErrorCodes } from '../errors.js';
 import type { SimpleHandlerOptions } from './simple-handler.js';
 import { WorkerTrace, type WorkerTraceInit } from '../trace/worker-trace.js';
 
@@ -25,13 +27,27 @@ export interface WorkerInit {
   readonly handlerOptions: Omit<SimpleHandlerOptions, 'onError' | 'logNote' | 'trace'>;
   /** Present when the pool has a trace channel: this worker forwards its records to it (trace/worker-trace.ts). */
   readonly trace?: WorkerTraceInit;
+  /**
+   * Run the framework's start-up before saying ready, and fail the load if it fails (a reload's fresh workers:
+   * the pool must not switch to code that cannot start). Otherwise it runs before the first request, as always.
+   */
+  readonly startEagerly?: boolean;
 }
 
 type MainMessage = { type: 'request'; id: number; ecb: bigint; slot: number } | { type: 'stop' } | { type: 'trace'; capture: boolean };
 
 function serialiseError(error: unknown): { message: string; stack?: string; code?: string } {
-  const e = error as { message?: unknown; stack?: unknown; code?: unknown };
-  return { message: String(e?.message ?? error), stack: typeof e?.stack === 'string' ? e.stack : undefined, code: typeof e?.code === 'string' ? e.code : undefined };
+  const e = error as { message?: unknown; stack?: unknown; code?: unknown; cause?: { stack?: unknown } };
+  let stack = typeof e?.stack === 'string' ? e.stack : undefined;
+  // loadApp wraps the import's error: its stack says where (a CommonJS SyntaxError names the file and line there).
+  if (stack !== undefined && typeof e?.cause?.stack === 'string') stack += `\nCaused by: ${e.cause.stack}`;
+  return { message: String(e?.message ?? error), stack, code: typeof e?.code === 'string' ? e.code : undefined };
+}
+
+/** An extension module's default export (createExtension's result) instead of an app. */
+function looksLikeExtension(value: unknown): boolean {
+  const v = value as { HttpExtensionProc?: unknown; nativeEntryPoints?: unknown } | null;
+  return v !== null && typeof v === 'object' && typeof v.HttpExtensionProc === 'function' && typeof v.nativeEntryPoints === 'function';
 }
 
 async function main(): Promise<void> {
@@ -46,7 +62,14 @@ async function main(): Promise<void> {
   let handler: SimpleHandler;
   try {
     const app = await loadApp(init.appUrl, init.exportName);
-    handler = new SimpleHandler(app as never, {
+    if (looksLikeExtension(app)) {
+      throw new IsapiError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `the export ${JSON.stringify(init.exportName)} of ${init.appUrl} is an ISAPI extension (createExtension(...)), which brings its own handler; a thread pool needs the app itself`,
+      );
+    }
+    const served = init.startEagerly ? await prepareRequestListener(app as never) : app;
+    handler = new SimpleHandler(served as never, {
       ...init.handlerOptions,
       trace: trace ?? undefined,
       onError: (error, req) => port.postMessage({ type: 'app-error', url: req?.url, method: req?.method, error: serialiseError(error), traced: trace !== null }),

@@ -30,7 +30,7 @@ import { LEVEL_VALUE, levelValue, parseLevel, type TraceLevel } from './levels.j
 import { claimEndpoint, nameInUse, releaseEndpoint } from './listen.js';
 import { PROTOCOL_VERSION, controlLine } from './protocol.js';
 import { DEFAULT_MAX_TEXT, makeRecord, toTraceError, type TraceFields, type TraceRecord } from './record.js';
-import { poolErrorRecord, type TraceTarget } from './request-trace.js';
+import { poolErrorRecord, type PoolErrorKind, type TraceTarget } from './request-trace.js';
 import { Ring } from './ring.js';
 
 export interface TraceChannelOptions {
@@ -206,7 +206,7 @@ export class TraceChannel extends EventEmitter<ChannelEvents> implements TraceTa
   };
 
   /** An `onError` for ThreadPoolHandler (its kinds app / crash / load become the record's `kind`). */
-  readonly onPoolError = (error: unknown, context: { readonly kind: 'app' | 'crash' | 'load'; readonly worker: number }): void => {
+  readonly onPoolError = (error: unknown, context: { readonly kind: PoolErrorKind; readonly worker: number }): void => {
     this.write(poolErrorRecord(error, context.kind, context.worker));
   };
 

@@ -44,7 +44,7 @@ export interface TraceRecord {
   readonly worker?: number;
   /** ThreadPoolHandler's index of that worker (stable across respawns, unlike the thread id). */
   readonly workerIndex?: number;
-  /** For diagnostics: 'app' | 'crash' | 'load' (ThreadPoolHandler's kinds), 'uncaught', 'extension', 'exit'. */
+  /** For diagnostics: 'app' | 'crash' | 'load' | 'reload' (ThreadPoolHandler's kinds), 'uncaught', 'extension', 'exit'. */
   readonly kind?: string;
   readonly err?: TraceError;
   /** For the channel's drop notices: how many records this collector missed. */

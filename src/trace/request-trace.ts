@@ -72,8 +72,14 @@ export function tracedRequestOptions<T extends RequestHooks>(target: TraceTarget
   };
 }
 
+/**
+ * ThreadPoolHandler's report kinds: an app error in a worker, a worker crash, the app failing to load at start, and
+ * a reload that failed (the new code would not load or start; the previous workers keep serving) or a watcher error.
+ */
+export type PoolErrorKind = 'app' | 'crash' | 'load' | 'reload';
+
 /** A ThreadPoolHandler report (its onError kinds) as a record. */
-export function poolErrorRecord(error: unknown, kind: 'app' | 'crash' | 'load', workerIndex: number, worker?: number): TraceRecord {
+export function poolErrorRecord(error: unknown, kind: PoolErrorKind, workerIndex: number, worker?: number): TraceRecord {
   const err = toTraceError(error);
   const who = workerIndex < 0 ? 'thread pool' : `worker ${workerIndex}`;
   return makeRecord('error', `${who} ${kind}: ${err.message}`, {

@@ -18,8 +18,12 @@ Options:
   --port, -p <n>         TCP port (default 3000; 0 picks a free one)
   --host <address>       address to listen on (default: all interfaces)
   --export <name>        the module's export to serve (default: the default export)
-  --handler <kind>       simple | threadpool (default simple; threadpool arrives with ThreadPoolHandler)
-  --workers <n>          worker threads, with --handler threadpool
+  --handler <kind>       simple | threadpool (default simple; --watch implies threadpool)
+  --workers <n>          worker threads, with --handler threadpool (default: one per CPU)
+  --watch                reload on change: new worker threads load the edited code while the current ones
+                         serve; a file that fails to load leaves the current code serving. Watches the
+                         module's directory tree, without node_modules and names starting with "."
+                         (implies --handler threadpool)
   --mount </vdir>        emulate an IIS application at this virtual path (APPL_MD_PATH .../ROOT/vdir)
   --var NAME=VALUE       set a server variable (AUTH_USER, LOGON_USER, HTTPS, ...); repeatable
   --read-ahead <bytes>   uploadReadAheadSize (default 49152)
@@ -49,6 +53,8 @@ export interface ServeArgs {
   readonly exportName: string;
   readonly handler: HandlerKind | undefined;
   readonly workers: number | undefined;
+  /** --watch: reload on change (implies handler threadpool). */
+  readonly watch: boolean;
   readonly mount: string;
   readonly serverVariables: Readonly<Record<string, string>>;
   readonly readAhead: number | undefined;
@@ -105,7 +111,10 @@ export function parseCommand(argv: readonly string[]): Command {
   const port = integer('--port', values.port, 0, 65535) ?? 3000;
   const host = values.host;
   if (host !== undefined && host.trim() === '') throw new UsageError('--host needs an address, e.g. 127.0.0.1 or ::');
-  const handler = values.handler;
+  const watch = values.watch === true;
+  if (watch && values.handler === 'simple') throw new UsageError('--watch needs --handler threadpool (the default with --watch): handler simple cannot reload an app already loaded on its thread');
+  // Reloading means fresh code in fresh threads, which only the thread pool has: --watch picks it.
+  const handler = values.handler ?? (watch ? 'threadpool' : undefined);
   if (handler !== undefined && handler !== 'simple' && handler !== 'threadpool') throw new UsageError(`--handler must be simple or threadpool, got ${JSON.stringify(handler)}`);
   const workers = integer('--workers', values.workers, 1, 1024);
   if (workers !== undefined && handler !== 'threadpool') throw new UsageError('--workers applies to --handler threadpool only');
@@ -126,7 +135,7 @@ export function parseCommand(argv: readonly string[]): Command {
     serverVariables[name.toUpperCase()] = entry.slice(eq + 1);
   }
   const readAhead = integer('--read-ahead', values['read-ahead'], 0, 0x7fffffff);
-  return { kind: 'serve', args: { module, port, host, exportName, handler, workers, mount, serverVariables, readAhead } };
+  return { kind: 'serve', args: { module, port, host, exportName, handler, workers, watch, mount, serverVariables, readAhead } };
 }
 
 function parse(argv: readonly string[]) {
@@ -140,6 +149,7 @@ function parse(argv: readonly string[]) {
       export: { type: 'string' },
       handler: { type: 'string' },
       workers: { type: 'string' },
+      watch: { type: 'boolean' },
       mount: { type: 'string' },
       var: { type: 'string', multiple: true },
       'read-ahead': { type: 'string' },

@@ -280,7 +280,7 @@ export class ThreadPoolHandler implements IsapiHandler {
     if (this.trace && !traced) this.trace.write(poolErrorRecord(error, kind, worker, threadId));
     if (this.trace && !this.options.onError) return;
     try {
-      (this.options.onError ?? ((e: unknown, c: { kind: string; worker: number }) => console.error(`isapi-http: worker ${c.worker} ${c.kind}:`, e)))(error, { kind, worker });
+      (this.options.onError ?? ((e: unknown, c: { kind: string; worker: number }) => console.error(`isapi-http: ${c.worker < 0 ? 'thread pool' : `worker ${c.worker}`} ${c.kind}:`, e)))(error, { kind, worker });
     } catch {
       // a failing logger must not break the pool
     }

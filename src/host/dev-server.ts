@@ -22,6 +22,11 @@
  * (src/trace/host-trace.ts: createServer stays outside host mode). Every request still enters through the native
  * HttpExtensionProc pointer. koffi callbacks are registered here, never while a koffi callback runs
  * (io-completion.ts, koffi.md pitfalls).
+ *
+ * With `handler: 'threadpool'` the extension is createExtension(new ThreadPoolHandler(module, ...)): the app is
+ * loaded from `module` in each worker thread, which does its requests' ECB I/O itself; EmulatedHost delivers the
+ * workers' completions from a koffi pool thread, as IIS's I/O threads would (emulated-host.ts, O1 in windows.md).
+ * There is no listener then, and no 'request' event: the app's req/res live in the workers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
@@ -29,12 +34,13 @@ import { HSE_TERM_MUST_UNLOAD } from '../ecb/constants.js';
 import { IsapiError, ErrorCodes, invalidArgument } from '../errors.js';
 import { createExtension, type IsapiExtension } from '../handlers/create-extension.js';
 import { SimpleHandler } from '../handlers/simple-handler.js';
+import { ThreadPoolHandler } from '../handlers/thread-pool-handler.js';
 import { toRequestListener, type AppLike } from '../handlers/to-request-listener.js';
 import type { NativeEntryPoints } from '../ecb/entry-points.js';
 import { EmulatedHost } from './emulated-host.js';
 import { HostConnection, type AccessLogEntry, type ConnectionOwner } from './host-connection.js';
 import type { HttpParseError } from './http-request-parser.js';
-import { handlerOptions, hostSettings, looksLikeOptions, validateOptions, type HostSettings, type IsapiServerOptions } from './server-options.js';
+import { handlerOptions, hostSettings, looksLikeOptions, threadPoolOptions, validateOptions, type HostSettings, type IsapiServerOptions } from './server-options.js';
 
 export type { AccessLogEntry } from './host-connection.js';
 
@@ -47,6 +53,9 @@ interface Runtime {
   readonly points: NativeEntryPoints;
   /** The extension was built here from the 'request' listeners (and is disposed here). */
   readonly owned: boolean;
+  /** Settles once this extension has been unloaded and its handler has finished terminating. */
+  readonly unloaded: Promise<void>;
+  readonly markUnloaded: () => void;
 }
 
 export class IsapiServer extends NetServer {
@@ -71,6 +80,7 @@ export class IsapiServer extends NetServer {
   private rt: Runtime | null = null;
   private closing = false;
   private sessions = 0;
+  private lastUnload: Promise<void> = Promise.resolve();
 
   constructor(listener?: AppLike | null, options: IsapiServerOptions = {}) {
     const o = validateOptions(options);
@@ -90,6 +100,9 @@ export class IsapiServer extends NetServer {
     if (o.requestTimeout !== undefined) this.requestTimeout = o.requestTimeout;
     if (listener !== undefined && listener !== null) {
       if (this.suppliedExtension) throw invalidArgument('createServer: give either a listener or the extension option, not both');
+      if (o.handler === 'threadpool') {
+        throw invalidArgument('createServer: handler "threadpool" loads the app from the module option in each worker thread; give no listener (createServer(null, { handler: "threadpool", module }))');
+      }
       // A function is a node:http listener, as with http.createServer; an app object (Koa, Fastify, Hono, ...) is adapted.
       this.on('request', typeof listener === 'function' ? (listener as IsapiRequestListener) : toRequestListener(listener, { onError: o.onError }));
     }
@@ -130,6 +143,24 @@ export class IsapiServer extends NetServer {
   /** Requests whose ISAPI sessions have not ended. */
   get inFlight(): number {
     return this.sessions;
+  }
+
+  /**
+   * Resolves once the extension's handler can serve: with handler 'threadpool', once every worker has loaded the app
+   * (and, with watch, the files are being watched); rejects with the load failure. Requests that arrive earlier wait
+   * in the pool's queue, so awaiting this is optional; it surfaces a module that cannot load.
+   */
+  ready(): Promise<void> {
+    const handler = this.rt?.extension.handler;
+    return handler?.ready ? handler.ready() : Promise.resolve();
+  }
+
+  /**
+   * Resolves once the extension has been unloaded after close(): TerminateExtension's drain is over, and with
+   * handler 'threadpool' every worker thread has exited and the watcher is closed. Resolved while nothing is loaded.
+   */
+  get unloaded(): Promise<void> {
+    return this.rt ? this.rt.unloaded : this.lastUnload;
   }
 
   /** node:http: `setTimeout([msecs][, callback])` sets `timeout` and adds a 'timeout' listener. */
@@ -184,9 +215,17 @@ export class IsapiServer extends NetServer {
 
   private runtime(): Runtime {
     if (this.rt) return this.rt;
-    const host = new EmulatedHost();
     const owned = this.suppliedExtension === null;
-    const extension = this.suppliedExtension ?? createExtension(new SimpleHandler(this.dispatch, handlerOptions(this.options)));
+    const o = this.options;
+    // The handler first: ThreadPoolHandler checks its own options (watch, ...) and may throw, before the host exists.
+    const extension =
+      this.suppliedExtension ??
+      createExtension(
+        o.handler === 'threadpool'
+          ? new ThreadPoolHandler(o.module as string | URL, threadPoolOptions(o))
+          : new SimpleHandler(this.dispatch, handlerOptions(o)),
+      );
+    const host = new EmulatedHost();
     let points: NativeEntryPoints;
     try {
       points = extension.nativeEntryPoints();
@@ -197,7 +236,11 @@ export class IsapiServer extends NetServer {
       if (owned) extension.dispose();
       throw error;
     }
-    this.rt = { host, extension, points, owned };
+    let markUnloaded = (): void => undefined;
+    const unloaded = new Promise<void>((resolve) => {
+      markUnloaded = resolve;
+    });
+    this.rt = { host, extension, points, owned, unloaded, markUnloaded };
     return this.rt;
   }
 
@@ -208,11 +251,15 @@ export class IsapiServer extends NetServer {
     // A destroyed socket counts as gone: net.Server emits 'close' once they are all destroyed, before their own 'close'.
     for (const connection of this.hostConnections) if (!connection.socket.destroyed) return;
     this.rt = null;
+    this.lastUnload = rt.unloaded;
     try {
       rt.host.terminateExtension((flags) => rt.extension.TerminateExtension(flags), HSE_TERM_MUST_UNLOAD);
     } catch (error) {
       process.emitWarning(`isapi-http: TerminateExtension failed: ${String(error)}`, { code: 'ISAPI_HTTP_HOST' });
     }
+    // No session is open, so nothing calls the entry points or the host's callbacks any more: both go at once.
+    // The handler's own termination (a thread pool's workers exiting) goes on; `unloaded` follows it.
+    void rt.extension.terminated.then(rt.markUnloaded, rt.markUnloaded);
     rt.extension.dispose();
     rt.host.close();
   }

@@ -6,16 +6,34 @@
 import { IsapiError, ErrorCodes, invalidArgument } from '../errors.js';
 import type { IsapiExtension } from '../handlers/create-extension.js';
 import type { SimpleHandlerOptions } from '../handlers/simple-handler.js';
+import type { ReloadEvent, ThreadPoolHandlerOptions, WatchOption } from '../handlers/thread-pool-handler.js';
 import { DEFAULT_READ_AHEAD } from '../ecb/request-model.js';
 import { DEFAULT_MAX_HEADER_SIZE } from './http-request-parser.js';
 
 export type HandlerKind = 'simple' | 'threadpool';
 
 export interface IsapiServerOptions extends SimpleHandlerOptions {
-  /** How the app runs behind the extension. Only 'simple' (the main thread) exists yet. Default 'simple'. */
+  /**
+   * How the app runs behind the extension: 'simple' (SimpleHandler, the listener on this thread) or 'threadpool'
+   * (ThreadPoolHandler: `module` is loaded in each worker thread; no listener, no 'request' event). Default 'simple'.
+   */
   readonly handler?: HandlerKind;
-  /** Worker threads for handler 'threadpool'. */
+  /** Worker threads for handler 'threadpool'. Default os.availableParallelism(). */
   readonly workers?: number;
+  /** Handler 'threadpool': the app module (a path, absolute or relative to the working directory, or a URL). */
+  readonly module?: string | URL;
+  /** Handler 'threadpool': the module's export to serve. Default `default`. */
+  readonly export?: string;
+  /**
+   * Handler 'threadpool': reload on change (ThreadPoolHandler's `watch`): `true` watches the module's directory tree
+   * without node_modules and dot names; a list names paths and globs. With handler 'simple' it throws
+   * ERR_ISAPI_RELOAD_NOT_SUPPORTED.
+   */
+  readonly watch?: WatchOption;
+  /** Handler 'threadpool': quiet time after the last change before reloading, in ms. Default 200. */
+  readonly watchDebounce?: number;
+  /** Handler 'threadpool': called after each reload attempt. */
+  readonly onReload?: (event: ReloadEvent) => void;
   /**
    * Emulate an IIS application at this virtual path, e.g. `/shop`: APPL_MD_PATH is `/LM/W3SVC/1/ROOT/shop`, the app
    * sees URLs without the prefix (unless keepMountPath), and requests outside it get 404 from the "IIS" side.
@@ -67,7 +85,9 @@ export interface HostSettings {
 }
 
 const HANDLER_KEYS = ['keepMountPath', 'maxBodySize', 'timeout', 'exposeErrors', 'onError', 'logNote', 'maxDrainBytes'] as const;
-const HOST_KEYS = ['handler', 'workers', 'mount', 'serverVariables', 'readAhead', 'extension'] as const;
+/** The options that configure a ThreadPoolHandler, refused with handler 'simple'. */
+const POOL_KEYS = ['workers', 'module', 'export', 'watchDebounce', 'onReload'] as const;
+const HOST_KEYS = ['handler', ...POOL_KEYS, 'watch', 'mount', 'serverVariables', 'readAhead', 'extension'] as const;
 const NODE_KEYS = [
   'maxHeaderSize',
   'keepAliveTimeout',
@@ -163,9 +183,25 @@ export function validateOptions(options: unknown): IsapiServerOptions {
   }
   checkInteger('workers', o.workers, 1);
   if (o.handler === 'threadpool') {
-    throw new IsapiError(ErrorCodes.NOT_SUPPORTED, 'createServer: handler "threadpool" is not available yet; it arrives with ThreadPoolHandler. Use handler "simple" (the default).');
+    const module = o.module;
+    if (!(module instanceof URL) && (typeof module !== 'string' || module === '')) {
+      throw optionError(`handler "threadpool" loads the app in each worker thread from its module: give module (a path or a URL), got ${describe(module)}`);
+    }
+    if (o.export !== undefined && (typeof o.export !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(o.export))) throw optionError(`export must be an export name, got ${describe(o.export)}`);
+    checkInteger('watchDebounce', o.watchDebounce, 0);
+    if (o.onReload !== undefined && typeof o.onReload !== 'function') throw optionError(`onReload must be a function, got ${describe(o.onReload)}`);
+    // A function cannot reach a worker thread: the workers make their own log notes.
+    if (o.logNote !== undefined) throw optionError('logNote runs on the thread that serves the request, and cannot be handed to worker threads: it applies to handler "simple" only');
+  } else {
+    if (o.watch !== undefined && o.watch !== false) {
+      throw new IsapiError(
+        ErrorCodes.RELOAD_NOT_SUPPORTED,
+        'createServer: watch needs handler "threadpool" (with module): handler "simple" serves a listener already loaded on this thread and cannot reload it',
+      );
+    }
+    const pool = POOL_KEYS.filter((k) => o[k] !== undefined);
+    if (pool.length > 0) throw optionError(`${pool.join(', ')} appl${pool.length === 1 ? 'ies' : 'y'} to handler "threadpool" only`);
   }
-  if (o.workers !== undefined) throw optionError('workers applies to handler "threadpool" only');
   checkInteger('readAhead', o.readAhead, 0);
   if (typeof o.readAhead === 'number' && o.readAhead > 0x7fffffff) throw optionError('readAhead must be at most 2147483647 (IIS 7+ range, ISAPI.md §5)');
   checkInteger('maxHeaderSize', o.maxHeaderSize, 1);
@@ -190,7 +226,7 @@ export function validateOptions(options: unknown): IsapiServerOptions {
     if (ext === null || typeof ext !== 'object' || typeof ext.HttpExtensionProc !== 'function' || typeof ext.nativeEntryPoints !== 'function') {
       throw optionError('extension must be an IsapiExtension from createExtension()');
     }
-    const handlerKeys = [...HANDLER_KEYS, 'handler'].filter((k) => o[k] !== undefined);
+    const handlerKeys = [...HANDLER_KEYS, 'handler', 'watch'].filter((k) => o[k] !== undefined);
     if (handlerKeys.length > 0) throw optionError(`${handlerKeys.join(', ')} configure the handler createServer builds; with extension, the extension's own handler is used`);
   }
   return o as IsapiServerOptions;
@@ -217,4 +253,16 @@ export function handlerOptions(options: IsapiServerOptions): SimpleHandlerOption
   const out: Record<string, unknown> = {};
   for (const key of HANDLER_KEYS) if (options[key] !== undefined) out[key] = options[key];
   return out as SimpleHandlerOptions;
+}
+
+/**
+ * The ThreadPoolHandler options among createServer's options (handler 'threadpool'). onError keeps the SimpleHandler
+ * shape createServer documents: it gets the error alone (the pool's context, kind and worker, is not passed on).
+ */
+export function threadPoolOptions(options: IsapiServerOptions): ThreadPoolHandlerOptions {
+  const { onError, logNote: _logNote, ...simple } = handlerOptions(options);
+  const out: Record<string, unknown> = { ...simple };
+  for (const key of [...POOL_KEYS, 'watch'] as const) if (key !== 'module' && options[key] !== undefined) out[key] = options[key];
+  if (onError) out.onError = (error: unknown) => onError(error);
+  return out as ThreadPoolHandlerOptions;
 }

@@ -3,28 +3,28 @@
  * from source through tools/ts-register.mjs, so no build is needed): it prints the URL, logs each request, serves
  * apps and extension modules, and stops gracefully on SIGINT / SIGTERM with exit code 0; bad arguments exit 2.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseCommand, UsageError } from '../../src/cli/args.js';
 import { ErrorCodes } from '../../src/errors.js';
-
-const ROOT = resolve(__dirname, '../..');
+import { ROOT, runCli } from './cli-support.js';
 
 describe('arguments', () => {
   test('defaults and every option', () => {
     expect(parseCommand(['serve', 'app.js'])).toEqual({
       kind: 'serve',
-      args: { module: 'app.js', port: 3000, host: undefined, exportName: 'default', handler: undefined, workers: undefined, mount: '', serverVariables: {}, readAhead: undefined },
+      args: { module: 'app.js', port: 3000, host: undefined, exportName: 'default', handler: undefined, workers: undefined, watch: false, mount: '', serverVariables: {}, readAhead: undefined },
     });
     expect(
       parseCommand(['serve', 'app.js', '--port', '0', '--host', '127.0.0.1', '--export', 'app', '--handler', 'simple', '--mount', '/shop/', '--var', 'AUTH_USER=CORP\\ann', '--var', 'https=on', '--read-ahead', '0']),
     ).toEqual({
       kind: 'serve',
-      args: { module: 'app.js', port: 0, host: '127.0.0.1', exportName: 'app', handler: 'simple', workers: undefined, mount: '/shop', serverVariables: { AUTH_USER: 'CORP\\ann', HTTPS: 'on' }, readAhead: 0 },
+      args: { module: 'app.js', port: 0, host: '127.0.0.1', exportName: 'app', handler: 'simple', workers: undefined, watch: false, mount: '/shop', serverVariables: { AUTH_USER: 'CORP\\ann', HTTPS: 'on' }, readAhead: 0 },
     });
+    expect(parseCommand(['serve', 'app.js', '--watch', '--workers', '2'])).toMatchObject({ kind: 'serve', args: { handler: 'threadpool', workers: 2, watch: true } });
+    expect(parseCommand(['serve', 'app.js', '--handler', 'threadpool', '--workers', '3'])).toMatchObject({ kind: 'serve', args: { handler: 'threadpool', workers: 3, watch: false } });
     expect(parseCommand(['trace'])).toEqual({ kind: 'trace', args: { name: undefined, json: false, level: undefined, requestId: undefined, follow: true } });
     expect(parseCommand(['trace', 'pool1', '--json', '--level', 'warn', '--request', 'r-7', '--no-follow'])).toEqual({
       kind: 'trace',
@@ -44,6 +44,7 @@ describe('arguments', () => {
     [['serve', 'a.js', '--handler', 'fork'], /--handler must be simple or threadpool/],
     [['serve', 'a.js', '--workers', '2'], /--workers applies to --handler threadpool/],
     [['serve', 'a.js', '--handler', 'threadpool', '--workers', '0'], /--workers must be from 1/],
+    [['serve', 'a.js', '--watch', '--handler', 'simple'], /--watch needs --handler threadpool/],
     [['serve', 'a.js', '--mount', 'shop'], /--mount: mount must start with "\/"/],
     [['serve', 'a.js', '--var', 'NOEQUALS'], /--var takes NAME=VALUE/],
     [['serve', 'a.js', '--var', 'REMOTE_ADDR=1.2.3.4'], /real TCP connection/],
@@ -65,60 +66,6 @@ describe('arguments', () => {
     expect((error as Error).message).toMatch(message);
   });
 });
-
-interface Cli {
-  readonly child: ChildProcess;
-  readonly out: string[];
-  readonly err: string[];
-  readonly exited: Promise<number | null>;
-  /** Resolves with the first stdout line matching. */
-  line(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-}
-
-function runCli(args: string[]): Cli {
-  const child = spawn(process.execPath, ['--import', './tools/ts-register.mjs', 'src/cli/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out: string[] = [];
-  const err: string[] = [];
-  const waiters: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
-  let pending = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    pending += chunk;
-    const lines = pending.split('\n');
-    pending = lines.pop() ?? '';
-    for (const l of lines) {
-      out.push(l);
-      for (const w of [...waiters]) {
-        const m = w.pattern.exec(l);
-        if (m) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(m);
-        }
-      }
-    }
-  });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => err.push(chunk));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return {
-    child,
-    out,
-    err,
-    exited,
-    line(pattern, timeoutMs = 20_000) {
-      const already = out.map((l) => pattern.exec(l)).find((m) => m);
-      if (already) return Promise.resolve(already);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no line ${pattern} in:\n${out.join('\n')}\n${err.join('')}`)), timeoutMs);
-        waiters.push({
-          pattern,
-          resolve: (m) => {
-            clearTimeout(timer);
-            resolve(m);
-          },
-        });
-      });
-    },
-  };
-}
 
 describe('the command', () => {
   let dir: string;
@@ -186,8 +133,8 @@ describe('the command', () => {
     const missing = runCli(['serve', 'does/not/exist.js']);
     expect(await missing.exited).toBe(2);
     expect(missing.err.join('')).toMatch(/the module "does\/not\/exist\.js" does not exist/);
-    const threadpool = runCli(['serve', 'examples/express/app.js', '--handler', 'threadpool']);
-    expect(await threadpool.exited).toBe(2);
-    expect(threadpool.err.join('')).toMatch(/ERR_ISAPI_NOT_SUPPORTED/);
+    const extensionInPool = runCli(['serve', join(dir, 'ext.mjs'), '--handler', 'threadpool', '--workers', '1']);
+    expect(await extensionInPool.exited).toBe(1);
+    expect(extensionInPool.err.join('')).toMatch(/is an ISAPI extension \(createExtension\(\.\.\.\)\), which brings its own handler/);
   });
 });

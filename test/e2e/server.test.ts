@@ -283,7 +283,7 @@ describe('timeouts', () => {
 
 describe('options are checked, with coded errors', () => {
   test.each([
-    [{ handler: 'threadpool' }, ErrorCodes.NOT_SUPPORTED, /arrives with ThreadPoolHandler/],
+    [{ handler: 'threadpool' }, ErrorCodes.INVALID_ARGUMENT, /give module/],
     [{ handler: 'cluster' }, ErrorCodes.INVALID_ARGUMENT, /handler must be/],
     [{ workers: 2 }, ErrorCodes.INVALID_ARGUMENT, /workers applies to handler "threadpool"/],
     [{ mount: 'shop' }, ErrorCodes.INVALID_ARGUMENT, /must start with "\/"/],

@@ -615,6 +615,8 @@ export class ThreadPoolHandler implements IsapiHandler {
     if (this.crashes.length < limit.count) return;
     const message = `isapi-http: ${this.crashes.length} worker crashes within ${Math.round(limit.windowMs / 1000)} s; last: ${reason.split('\n')[0]}`;
     this.crashes.length = 0;
+    // IIS keeps the reason to itself (if it keeps it at all): say it where an operator looks, too.
+    this.report(new Error(`reporting the worker process unhealthy to IIS (HSE_REQ_REPORT_UNHEALTHY): ${message}`), 'crash', -1);
     // Report on an ECB that is still pending: one of the orphans if any is not done, else the next request.
     for (const request of orphans) {
       const state = request.worker?.slots.read(request.slot) ?? 0;

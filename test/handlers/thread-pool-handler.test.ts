@@ -181,6 +181,8 @@ test('repeated crashes report the worker process unhealthy, once, on a pending E
     const reasons = [...first, ...second, ...third].flatMap((r) => r.unhealthy);
     expect(reasons).toHaveLength(1);
     expect(reasons[0]).toMatch(/2 worker crashes within 60 s/);
+    // The operator sees it too, not only IIS (docs/operations.md "Health reports").
+    expect(p.errors.filter((e) => /reporting the worker process unhealthy to IIS .*2 worker crashes within 60 s/.test(e.error))).toHaveLength(1);
     expectCleanSessions([...first, ...second, ...third]);
   } finally {
     await p.stop();

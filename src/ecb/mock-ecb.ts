@@ -37,8 +37,7 @@ import type {
   VectorSendOptions,
 } from './ecb.js';
 import { emptyRecord, type RecordedCall, type RecordedResponse } from './recorded-response.js';
-import { RequestModel, truncateLogData, type RequestDescription } from './request-model.js';
-import { decodeVariable } from './server-variable.js';
+import { fitsLogData, RequestModel, truncateLogData, type RequestDescription } from './request-model.js';
 
 export interface MockEcbOptions {
   /** Answer to HSE_REQ_IS_KEEP_CONN. Default: what the request asks for (HTTP/1.1 unless `Connection: close`). */
@@ -174,7 +173,7 @@ export class MockEcb implements Ecb {
   }
   set logData(text: string) {
     this.live('lpszLogData');
-    this.record.logData = truncateLogData(text).toString('utf8');
+    this.record.logData = fitsLogData(text) ? text : truncateLogData(text).toString('utf8');
   }
   get done(): boolean {
     return this.isDone;
@@ -207,8 +206,11 @@ export class MockEcb implements Ecb {
   }
 
   getServerVariableString(name: string): string | null {
-    const v = this.getServerVariable(name);
-    return v === null ? null : decodeVariable(name, v);
+    // The bytes serverVariable() would return, decoded as decodeVariable() does, without building the Buffers:
+    // the protocol's answer does not depend on the probe size, only on whether the variable exists.
+    this.live(`GetServerVariable:${name}`);
+    if (typeof name !== 'string' || name.length === 0) throw invalidArgument('a server variable name must be a non-empty string');
+    return this.model.lookupString(name) ?? null;
   }
 
   // ── body ───────────────────────────────────────────────────────────────────────────────────────────

@@ -18,23 +18,54 @@ export interface ParsedHead {
   value(name: string): string | undefined;
 }
 
+/** parseHead's result: `lineNames[i]` is the lower-cased name of `lines[i]`, so rendering need not find it again. */
+class Head implements ParsedHead {
+  readonly names = new Set<string>();
+  constructor(
+    readonly statusCode: number,
+    readonly status: string,
+    readonly lines: string[],
+    readonly lineNames: string[],
+  ) {
+    for (const name of lineNames) this.names.add(name);
+  }
+
+  value(name: string): string | undefined {
+    const lower = name.toLowerCase();
+    const i = this.lineNames.indexOf(lower);
+    if (i === -1) return undefined;
+    const line = this.lines[i] as string;
+    const colon = line.indexOf(':');
+    return colon === -1 ? '' : line.slice(colon + 1).trim();
+  }
+}
+
+function lowerName(line: string): string {
+  const colon = line.indexOf(':');
+  return (colon === -1 ? line : line.slice(0, colon)).trim().toLowerCase();
+}
+
 export function parseHead(head: string): ParsedHead {
   const end = head.endsWith('\r\n\r\n') ? head.length - 4 : head.length;
-  const all = head.slice(0, end).split('\r\n');
-  const statusLine = all[0] ?? '';
+  let eol = head.indexOf('\r\n');
+  if (eol === -1 || eol > end) eol = end;
+  const statusLine = head.slice(0, eol);
   const sp = statusLine.indexOf(' ');
   const status = sp === -1 ? '200 OK' : statusLine.slice(sp + 1);
   const statusCode = Number.parseInt(status, 10);
-  const lines = all.slice(1).filter((l) => l.length > 0);
-  const names = new Set<string>();
-  const firstValue = new Map<string, string>();
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    const name = (colon === -1 ? line : line.slice(0, colon)).trim().toLowerCase();
-    names.add(name);
-    if (!firstValue.has(name)) firstValue.set(name, colon === -1 ? '' : line.slice(colon + 1).trim());
+  const lines: string[] = [];
+  const lineNames: string[] = [];
+  for (let start = eol + 2; start < end; ) {
+    let next = head.indexOf('\r\n', start);
+    if (next === -1 || next > end) next = end;
+    if (next > start) {
+      const line = head.slice(start, next);
+      lines.push(line);
+      lineNames.push(lowerName(line));
+    }
+    start = next + 2;
   }
-  return { statusCode, status, lines, names, value: (name) => firstValue.get(name.toLowerCase()) };
+  return new Head(statusCode, status, lines, lineNames);
 }
 
 /** Header names IIS owns or that only make sense hop by hop. */
@@ -42,12 +73,12 @@ export const ALWAYS_DROPPED = new Set(['date', 'connection', 'keep-alive']);
 
 /** pszHeader: the kept lines, CRLF-joined, ending in the blank line. */
 export function renderIsapiHeaders(head: ParsedHead, drop: ReadonlySet<string>): string {
+  const known = head instanceof Head ? head.lineNames : null;
   let out = '';
-  for (const line of head.lines) {
-    const colon = line.indexOf(':');
-    const name = (colon === -1 ? line : line.slice(0, colon)).trim().toLowerCase();
-    if (ALWAYS_DROPPED.has(name) || drop.has(name)) continue;
+  head.lines.forEach((line, i) => {
+    const name = known ? (known[i] as string) : lowerName(line);
+    if (ALWAYS_DROPPED.has(name) || drop.has(name)) return;
     out += line + '\r\n';
-  }
+  });
   return out + '\r\n';
 }

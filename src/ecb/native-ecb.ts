@@ -119,6 +119,32 @@ function cString(text: string, encoding: BufferEncoding = 'latin1'): Buffer {
   return b;
 }
 
+/**
+ * Memory-protection granularity assumed by cStringAt: 4 KiB, the smallest page size of every platform Node runs on
+ * (larger pages are multiples of it, so a 4 KiB-aligned block never straddles a mapped and an unmapped page).
+ */
+const PAGE = 4096;
+
+/**
+ * The bytes of the NUL-terminated string at `p`, as a latin1 string (every byte survives).
+ *
+ * Not `koffi.decode(p, 'uint8_t', -1)`: in koffi 3.3.4 every decode given a length (-1 included) leaks about 18
+ * bytes of native memory, which bench/soak.ts showed as ~50 bytes per request (test/ecb/native-memory.test.ts).
+ * A koffi.view over the rest of the current 4 KiB block is safe to read: the block holds the string's next byte, so
+ * its page is mapped, and the next block is only read when the string goes on into it.
+ */
+function cStringAt(koffi: Koffi, p: bigint): string {
+  let text = '';
+  for (let at = p; ; ) {
+    const room = PAGE - Number(at % BigInt(PAGE));
+    const bytes = new Uint8Array(koffi.view(at as never, room) as ArrayBuffer);
+    const nul = bytes.indexOf(0);
+    text += Buffer.from(bytes.buffer, 0, nul < 0 ? room : nul).toString('latin1');
+    if (nul >= 0) return text;
+    at += BigInt(room);
+  }
+}
+
 function writePointer(buf: Buffer, offset: number, value: bigint, ptrSize: number): void {
   if (ptrSize === 8) buf.writeBigUInt64LE(value, offset);
   else buf.writeUInt32LE(Number(value), offset);
@@ -193,11 +219,7 @@ export class NativeEcb implements Ecb, CompletionTarget {
     const cached = this.strings[offset];
     if (cached !== undefined) return cached;
     const p = this.ptrAt(offset);
-    let text = '';
-    if (p !== 0n) {
-      const bytes = this.t.koffi.decode(p, 'uint8_t', -1) as Uint8Array;
-      text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-    }
+    const text = p === 0n ? '' : cStringAt(this.t.koffi, p);
     this.strings[offset] = text;
     return text;
   }
@@ -248,8 +270,9 @@ export class NativeEcb implements Ecb, CompletionTarget {
     if (n === 0) return Buffer.alloc(0);
     const p = this.ptrAt(this.t.ecbOff.lpbData);
     if (p === 0n) return Buffer.alloc(0);
-    // Copy: a view over lpbData dangles once the session ends (koffi.md 6e).
-    return Buffer.from(this.t.koffi.view(p as never, n) as ArrayBuffer);
+    // Copy: a view over lpbData dangles once the session ends (koffi.md 6e). Buffer.from(ArrayBuffer) would be a
+    // view; Buffer.from(Uint8Array) copies.
+    return Buffer.from(new Uint8Array(this.t.koffi.view(p as never, n) as ArrayBuffer));
   }
   get httpStatusCode(): number {
     return this.u32At(this.t.ecbOff.dwHttpStatusCode);
@@ -261,8 +284,10 @@ export class NativeEcb implements Ecb, CompletionTarget {
   }
   get logData(): string {
     this.live();
-    const bytes = this.t.koffi.decode(this.address + BigInt(this.t.ecbOff.lpszLogData), 'uint8_t', -1) as Uint8Array;
-    return Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 79)).toString('utf8');
+    // An 80-byte array inside the ECB: viewed whole (no koffi.decode with a length, see cStringAt), up to its NUL.
+    const bytes = Buffer.from(this.t.koffi.view((this.address + BigInt(this.t.ecbOff.lpszLogData)) as never, 80) as ArrayBuffer);
+    const nul = bytes.indexOf(0);
+    return bytes.toString('utf8', 0, Math.min(nul < 0 ? 80 : nul, 79));
   }
   set logData(text: string) {
     this.live();

@@ -447,6 +447,43 @@ describe('the C reference host', () => {
     expect(elapsed).toBeLessThan(20000);
   });
 
+  test('closed loop: a host thread waits for its session end; issue and end timestamps are on process.hrtime clock', async () => {
+    const THREADS = 3;
+    const models = Array.from({ length: 24 }, (_, i) => new RequestModel({ url: `/loop/${i}` }));
+    // Every session ends 3 ms after the call, from a timer: PENDING, then DONE.
+    const proc = (p: bigint): number => {
+      setTimeout(() => new RawEcb(p).done(HSE_STATUS_SUCCESS), 3);
+      return HSE_STATUS_PENDING;
+    };
+    const peak = (rs: CHostResult[]): number => {
+      const events = rs.flatMap((r) => [[r.issuedNs, 1], [r.endedNs, -1]] as [number, number][]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      let now = 0;
+      let max = 0;
+      for (const [, d] of events) max = Math.max(max, (now += d));
+      return max;
+    };
+    const t0 = Number(process.hrtime.bigint());
+    const closed = await host.executeMany(models, proc, { threads: THREADS, closedLoop: true });
+    const t1 = Number(process.hrtime.bigint());
+    for (const r of closed) {
+      noViolations(r);
+      expect(r.doneCount).toBe(1);
+      expect(r.issuedNs).toBeGreaterThanOrEqual(t0);
+      expect(r.endedNs).toBeLessThanOrEqual(t1);
+      expect(r.endedNs).toBeGreaterThan(r.issuedNs);
+    }
+    // Per host thread, each request is issued only after the previous one's session ended.
+    for (let w = 0; w < THREADS; w++) {
+      const mine = closed.filter((r) => r.procWorker === w).sort((a, b) => a.issuedNs - b.issuedNs);
+      for (let i = 1; i < mine.length; i++) expect(mine[i]!.issuedNs).toBeGreaterThanOrEqual(mine[i - 1]!.endedNs);
+    }
+    expect(peak(closed)).toBeLessThanOrEqual(THREADS);
+    // Open loop (the default): threads move on at PENDING, so far more sessions are open at once.
+    const open = await host.executeMany(models.map((_, i) => new RequestModel({ url: `/open/${i}` })), proc, { threads: THREADS });
+    open.forEach(noViolations);
+    expect(peak(open)).toBeGreaterThan(THREADS);
+  });
+
   test('rule violations: headers twice, async overlap, DONE twice, use after DONE', async () => {
     const model = new RequestModel({ method: 'GET', url: '/rules' });
     const seen: Record<string, CallResult> = {};

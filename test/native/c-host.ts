@@ -124,6 +124,8 @@ const Int = {
   REFUSED: 17,
   DROPPED: 18,
   COMPLETIONS_REFUSED: 19,
+  ISSUE_NS: 20,
+  END_NS: 21,
 } as const;
 /** host_gate_stats's indices (GS_* in host.c), in order. */
 const GATE_STATS = [
@@ -176,6 +178,7 @@ export interface HostApi {
   readonly request_free: Fn<[bigint], void>;
   readonly run: Fn<[bigint, BigUint64Array, number, number, number], number>;
   readonly run_ex: Fn<[bigint | null, bigint, BigUint64Array, number, number, number, number], number>;
+  readonly run_opts: Fn<[bigint | null, bigint, BigUint64Array, number, number, number, number, number], number>;
   readonly gate_new: Fn<[number, number], bigint | null>;
   readonly gate_free: Fn<[bigint], void>;
   readonly gate_stats: Fn<[bigint, BigInt64Array, number], number>;
@@ -216,6 +219,7 @@ export function loadCHost(): HostApi {
     request_free: f('void host_request_free(void *req)'),
     run: f('int32_t host_run(void *proc, void *reqs, uint32_t n, uint32_t threads, uint32_t io_threads)'),
     run_ex: f('int32_t host_run_ex(void *gate, void *proc, void *reqs, uint32_t n, uint32_t threads, uint32_t io_threads, uint32_t interval_us)'),
+    run_opts: f('int32_t host_run_opts(void *gate, void *proc, void *reqs, uint32_t n, uint32_t threads, uint32_t io_threads, uint32_t interval_us, uint32_t flags)'),
     gate_new: f('void *host_gate_new(uint32_t max_js_calls, int32_t accepting)'),
     gate_free: f('void host_gate_free(void *gate)'),
     // Out-arrays are `void *`: a TypedArray is then passed by address (koffi.md 6d), which .async() needs.
@@ -278,6 +282,13 @@ export interface CHostResult extends RecordedResponse {
   clientDropped: boolean;
   /** Completions the gate did not deliver because the extension was closing or terminated. */
   completionsRefused: number;
+  /**
+   * The host's CLOCK_MONOTONIC in ns (process.hrtime's clock on Linux) when a host thread took the request, before
+   * the gate and the call into the proc; 0 if it never ran. `endedNs - issuedNs` is the latency the host saw.
+   */
+  issuedNs: number;
+  /** ... when the session ended: DONE_WITH_SESSION, a non-PENDING return, or the host's timeout; 0 if never. */
+  endedNs: number;
 }
 
 /** The gate's counters: what the loader let into JS, and what it refused. */
@@ -373,6 +384,12 @@ export interface CHostManyOptions extends CHostRequestOptions {
   threads?: number;
   /** Each host thread pauses this long before each request (the clients' arrival rate). Default 0. */
   intervalUs?: number;
+  /**
+   * Each host thread waits for its request's session to end before it takes the next (one keep-alive client per
+   * host thread: at most `threads` requests in flight). Default false: a thread moves on at HSE_STATUS_PENDING, as
+   * IIS's threads do, so all of the run's requests may be in flight at once (an open-loop flood).
+   */
+  closedLoop?: boolean;
   /**
    * Call the proc straight from the host threads, without the gate (no cap, no accepting check): only to show
    * what the gate prevents (test/native/cap-scenario.ts crashes koffi this way). Default false.
@@ -592,7 +609,8 @@ export class CHost {
       try {
         await new Promise<number>((resolve, reject) => {
           // `handles` stays referenced by this closure until the call returns.
-          api.run_ex.async(opts.bypassGate ? null : gate, procPtr, handles, reqs.length, threads, ioThreads, opts.intervalUs ?? 0, (err: unknown, timeouts: number) => {
+          const flags = opts.closedLoop ? 1 : 0; // HOST_RUN_CLOSED_LOOP
+          api.run_opts.async(opts.bypassGate ? null : gate, procPtr, handles, reqs.length, threads, ioThreads, opts.intervalUs ?? 0, flags, (err: unknown, timeouts: number) => {
             if (err) reject(err instanceof Error ? err : new Error(String(err)));
             else if (timeouts < 0) reject(new Error('host_run refused the requests (bad handle, or a request that already ran)'));
             else resolve(timeouts);
@@ -734,6 +752,8 @@ export class CHost {
       refused: REFUSALS[int(Int.REFUSED)] ?? null,
       clientDropped: int(Int.DROPPED) === 1,
       completionsRefused: int(Int.COMPLETIONS_REFUSED),
+      issuedNs: int(Int.ISSUE_NS),
+      endedNs: int(Int.END_NS),
     };
   }
 
@@ -751,6 +771,19 @@ export class CHost {
   }
 
   /**
+   * Free the finished requests kept for late-touch detection (up to 4096 of them, 64 MB) now, and return how many.
+   * For memory measurements (bench/soak.ts), at a point where no session can be touched again: a touch after this
+   * is a use-after-free instead of a counted violation.
+   */
+  freeFinished(): number {
+    const n = this.graveyard.length;
+    for (const { req } of this.graveyard) this.api.request_free(req);
+    this.graveyard = [];
+    this.graveyardBytes = 0;
+    return n;
+  }
+
+  /**
    * Wait for runs (and start/terminate/waitFor calls) in flight, free every native request and the gate, and
    * unregister the proc trampoline. When nothing is in flight the cleanup happens before this returns, so even an
    * un-awaited close() leaves koffi's callback count where it was.
@@ -758,9 +791,7 @@ export class CHost {
   close(): Promise<void> {
     this.closed = true;
     const finish = (): void => {
-      for (const { req } of this.graveyard) this.api.request_free(req);
-      this.graveyard = [];
-      this.graveyardBytes = 0;
+      this.freeFinished();
       if (this.gate !== null) {
         this.api.gate_free(this.gate);
         this.gate = null;

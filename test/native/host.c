@@ -13,7 +13,7 @@
  *   request setup   host_request_new, host_request_set_field, host_request_add_var, host_request_set_body,
  *                   host_request_set_options, host_request_ecb, host_request_free
  *   request setup   host_request_set_faults (kill switches, below)
- *   running         host_run, host_run_ex (blocking: call them through koffi's .async(), never synchronously from
+ *   running         host_run, host_run_ex, host_run_opts (blocking: call them through koffi's .async(), never synchronously from
  *                   the JS thread that registered the proc: koffi.md 3(c) deadlock)
  *   the loader      host_gate_new, host_gate_free, host_gate_stats, host_gate_wait, host_start_extension,
  *                   host_terminate (the blocking ones, through .async() too)
@@ -45,7 +45,10 @@
  * async I/O (completions included), each up to the request's timeout counted from when its proc returned.
  * Async I/O is served by host-owned I/O threads that sleep async_delay_us and only THEN touch the caller's
  * memory, like real overlapped I/O; they are joined before host_run returns. host_run_ex adds a gate (below) and
- * `interval_us`, a pause each host thread takes before its next request (client arrival rate; 0 = none).
+ * `interval_us`, a pause each host thread takes before its next request (client arrival rate; 0 = none);
+ * host_run_opts adds flags: HOST_RUN_CLOSED_LOOP makes each host thread wait for its request's session end before
+ * the next (one client per thread). Each request records when a host thread took it and when its session ended
+ * (CLOCK_MONOTONIC ns; RI_ISSUE_NS, RI_END_NS): the latency the host sees.
  *
  * THE LOADER CONTRACT (docs/native-host.md). A gate (host_gate_new) plays the part of the Node loader DLL that IIS
  * would load: every call into JS made by host_run_ex with a gate, host_start_extension and host_terminate goes
@@ -122,6 +125,12 @@ static uint64_t now_us(void) {
   QueryPerformanceCounter(&c);
   return (uint64_t)(c.QuadPart / f.QuadPart) * 1000000u + (uint64_t)(c.QuadPart % f.QuadPart) * 1000000u / (uint64_t)f.QuadPart;
 }
+static uint64_t now_ns(void) {
+  LARGE_INTEGER f, c;
+  QueryPerformanceFrequency(&f);
+  QueryPerformanceCounter(&c);
+  return (uint64_t)(c.QuadPart / f.QuadPart) * 1000000000u + (uint64_t)(c.QuadPart % f.QuadPart) * 1000000000u / (uint64_t)f.QuadPart;
+}
 /* Wait until `deadline_us` (now_us clock), or forever when 0. */
 static void cond_wait_until(host_cond_t *c, host_mutex_t *m, uint64_t deadline_us) {
   DWORD ms = INFINITE;
@@ -185,6 +194,12 @@ static uint64_t now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+/* The same clock in ns: the request timestamps (RI_ISSUE_NS, RI_END_NS). On Linux this is process.hrtime's clock. */
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 static void cond_wait_until(host_cond_t *c, host_mutex_t *m, uint64_t deadline_us) {
   if (!deadline_us) {
@@ -415,6 +430,8 @@ typedef struct hreq {
   uint64_t completion_tid;
   uint32_t completions;
   uint64_t proc_return_us;
+  uint64_t issue_ns; /* a host thread took the request and is about to call in (before the gate): now_ns */
+  uint64_t end_ns;   /* the session ended (DONE_WITH_SESSION, a non-PENDING return, or a timeout): now_ns */
 
   /* kill switches (host_request_set_faults) */
   int64_t drop_after; /* -1 = never */
@@ -447,7 +464,14 @@ typedef struct run {
   int stopping;
   struct gate *gate;    /* NULL: call the proc directly (host_run) */
   uint32_t interval_us; /* pause before each host thread's next request */
+  uint32_t flags;       /* HOST_RUN_* */
 } run_t;
+
+/* host_run_opts flags. CLOSED_LOOP: a host thread waits for its request's session to end (DONE_WITH_SESSION or a
+ * non-PENDING return; up to the request's timeout) before it takes the next one, as one keep-alive client per host
+ * thread would: `threads` requests in flight at most. Without it a thread moves on at HSE_STATUS_PENDING (IIS frees
+ * its thread too), and a run is an open-loop flood of all n requests. */
+#define HOST_RUN_CLOSED_LOOP 1u
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* The gate: what a Node loader DLL must do around every call into JS (docs/native-host.md)                      */
@@ -778,6 +802,7 @@ static hreq_t *conn_of(void *hConn) {
 static void end_session(hreq_t *r) {
   if (r->ended) return;
   r->ended = 1;
+  r->end_ns = now_ns();
   r->http_status = r->ecb.dwHttpStatusCode;
   size_t n = bounded_strlen(r->ecb.lpszLogData, HSE_LOG_BUFFER_LEN);
   memcpy(r->log_data, r->ecb.lpszLogData, n);
@@ -1178,6 +1203,7 @@ static DWORD loader_refuse(EXTENSION_CONTROL_BLOCK *ecb) {
 
 static void call_proc(run_t *run, hreq_t *r, int32_t worker) {
   mutex_lock(&r->mu);
+  r->issue_ns = now_ns();
   r->proc_tid = current_tid();
   r->proc_worker = worker;
   mutex_unlock(&r->mu);
@@ -1206,6 +1232,21 @@ static void call_proc(run_t *run, hreq_t *r, int32_t worker) {
   mutex_unlock(&r->mu);
 }
 
+/* Closed loop: wait for the session end (not its async I/O), up to the request's timeout from when its proc returned. */
+static void wait_ended(hreq_t *r) {
+  mutex_lock(&r->mu);
+  uint64_t deadline = r->proc_return_us + (uint64_t)r->timeout_ms * 1000u;
+  while (!r->ended) {
+    if (now_us() >= deadline) {
+      r->timed_out = 1;
+      end_session(r);
+      break;
+    }
+    cond_wait_until(&r->cv, &r->mu, deadline);
+  }
+  mutex_unlock(&r->mu);
+}
+
 static THREAD_RET proc_thread(void *arg) {
   worker_arg_t *w = (worker_arg_t *)arg;
   run_t *run = w->run;
@@ -1216,6 +1257,7 @@ static THREAD_RET proc_thread(void *arg) {
     if (i >= run->n) break;
     if (run->interval_us) sleep_us(run->interval_us);
     call_proc(run, run->reqs[i], w->index);
+    if (run->flags & HOST_RUN_CLOSED_LOOP) wait_ended(run->reqs[i]);
   }
   return THREAD_RET_VALUE;
 }
@@ -1243,13 +1285,15 @@ static int wait_request(hreq_t *r) {
  * called directly); each host thread pauses `interval_us` before each request. Blocks until every request ended
  * and its async I/O drained, or timed out. Returns the number of requests that timed out, or -1 on a setup error.
  */
-HOST_EXPORT int32_t host_run_ex(void *gate, void *proc, void *const *reqs, uint32_t n, uint32_t threads, uint32_t io_threads, uint32_t interval_us) {
+HOST_EXPORT int32_t host_run_opts(void *gate, void *proc, void *const *reqs, uint32_t n, uint32_t threads, uint32_t io_threads, uint32_t interval_us, uint32_t flags) {
   if (!proc || (n && !reqs)) return -1;
   if (gate && !gate_of(gate)) return -1;
+  if (flags & ~HOST_RUN_CLOSED_LOOP) return -1;
   run_t run;
   memset(&run, 0, sizeof run);
   run.gate = (gate_t *)gate;
   run.interval_us = interval_us;
+  run.flags = flags;
   run.proc = (PFN_HTTPEXTENSIONPROC)proc;
   run.reqs = (hreq_t **)reqs;
   run.n = n;
@@ -1318,6 +1362,11 @@ HOST_EXPORT int32_t host_run_ex(void *gate, void *proc, void *const *reqs, uint3
   mutex_destroy(&run.mu);
   cond_destroy(&run.cv);
   return timeouts;
+}
+
+/** host_run_opts without flags (open loop). */
+HOST_EXPORT int32_t host_run_ex(void *gate, void *proc, void *const *reqs, uint32_t n, uint32_t threads, uint32_t io_threads, uint32_t interval_us) {
+  return host_run_opts(gate, proc, reqs, n, threads, io_threads, interval_us, 0);
 }
 
 /** host_run_ex without a gate or pacing: the proc is called directly (the original API). */
@@ -1587,6 +1636,8 @@ enum {
   RI_REFUSED,        /* REFUSED_*: 0 = the proc entered JS (or no gate); else answered natively with 503 */
   RI_DROPPED,        /* 1 when the drop_after kill switch fired */
   RI_COMPLETIONS_REFUSED, /* completions the gate did not deliver (CLOSING / TERMINATED) */
+  RI_ISSUE_NS,       /* now_ns when a host thread took the request, before the gate and the proc; 0 if never */
+  RI_END_NS,         /* now_ns when the session ended (DONE_WITH_SESSION, non-PENDING return, timeout); 0 if never */
 };
 
 HOST_EXPORT int64_t host_result_int(void *req, uint32_t which) {
@@ -1615,6 +1666,8 @@ HOST_EXPORT int64_t host_result_int(void *req, uint32_t which) {
     case RI_REFUSED: v = r->refused; break;
     case RI_DROPPED: v = r->dropped; break;
     case RI_COMPLETIONS_REFUSED: v = r->completions_refused; break;
+    case RI_ISSUE_NS: v = (int64_t)r->issue_ns; break;
+    case RI_END_NS: v = (int64_t)r->end_ns; break;
     default: break;
   }
   mutex_unlock(&r->mu);

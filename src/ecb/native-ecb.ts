@@ -52,6 +52,7 @@ import type {
   VectorSendOptions,
 } from './ecb.js';
 import { addCompletionTarget, completionRoutine, removeCompletionTarget, trackOutstanding, type CompletionTarget } from './io-completion.js';
+import { cStringAt } from './c-string.js';
 import { getKoffi } from './koffi.js';
 import { lastError } from './last-error.js';
 import { truncateLogData } from './request-model.js';
@@ -117,32 +118,6 @@ function cString(text: string, encoding: BufferEncoding = 'latin1'): Buffer {
   b.write(text, 0, encoding);
   b[b.length - 1] = 0;
   return b;
-}
-
-/**
- * Memory-protection granularity assumed by cStringAt: 4 KiB, the smallest page size of every platform Node runs on
- * (larger pages are multiples of it, so a 4 KiB-aligned block never straddles a mapped and an unmapped page).
- */
-const PAGE = 4096;
-
-/**
- * The bytes of the NUL-terminated string at `p`, as a latin1 string (every byte survives).
- *
- * Not `koffi.decode(p, 'uint8_t', -1)`: in koffi 3.3.4 every decode given a length (-1 included) leaks about 18
- * bytes of native memory, which bench/soak.ts showed as ~50 bytes per request (test/ecb/native-memory.test.ts).
- * A koffi.view over the rest of the current 4 KiB block is safe to read: the block holds the string's next byte, so
- * its page is mapped, and the next block is only read when the string goes on into it.
- */
-function cStringAt(koffi: Koffi, p: bigint): string {
-  let text = '';
-  for (let at = p; ; ) {
-    const room = PAGE - Number(at % BigInt(PAGE));
-    const bytes = new Uint8Array(koffi.view(at as never, room) as ArrayBuffer);
-    const nul = bytes.indexOf(0);
-    text += Buffer.from(bytes.buffer, 0, nul < 0 ? room : nul).toString('latin1');
-    if (nul >= 0) return text;
-    at += BigInt(room);
-  }
 }
 
 function writePointer(buf: Buffer, offset: number, value: bigint, ptrSize: number): void {

@@ -50,6 +50,7 @@ import {
   HSE_URL_FLAGS_SCRIPT,
   HSE_VERSION,
 } from '../ecb/constants.js';
+import { cStringAt } from '../ecb/c-string.js';
 import { getKoffi } from '../ecb/koffi.js';
 import { registeredCompletionRoutine } from '../ecb/io-completion.js';
 import { lastError } from '../ecb/last-error.js';
@@ -362,8 +363,10 @@ export class EmulatedHost {
   private readFinalFields(conn: Conn): void {
     const off = this.abi.offsets.EXTENSION_CONTROL_BLOCK;
     conn.record.httpStatusCode = this.koffi.decode.uint32((conn.ecb + BigInt(off.dwHttpStatusCode)) as never) as number;
-    const log = this.koffi.decode((conn.ecb + BigInt(off.lpszLogData)) as never, 'uint8_t', -1) as Uint8Array;
-    conn.record.logData = Buffer.from(log.buffer, log.byteOffset, Math.min(log.byteLength, 79)).toString('utf8');
+    // An 80-byte array inside the ECB, viewed whole: no koffi.decode with a length, which leaks (src/ecb/c-string.ts).
+    const log = Buffer.from(this.koffi.view((conn.ecb + BigInt(off.lpszLogData)) as never, 80) as ArrayBuffer);
+    const nul = log.indexOf(0);
+    conn.record.logData = log.toString('utf8', 0, Math.min(nul < 0 ? 80 : nul, 79));
   }
 
   private finish(conn: Conn): void {
@@ -433,8 +436,7 @@ export class EmulatedHost {
 
   private cstr(p: bigint | null, encoding: BufferEncoding = 'latin1'): string {
     if (!p) return '';
-    const bytes = this.koffi.decode(p as never, 'uint8_t', -1) as Uint8Array;
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(encoding);
+    return cStringAt(this.koffi, p, encoding);
   }
 
   private pointerAt(p: bigint, offset: number): bigint {

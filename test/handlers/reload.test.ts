@@ -17,6 +17,7 @@ import { ThreadPoolHandler, type ReloadEvent, type ThreadPoolHandlerOptions } fr
 import { ErrorCodes } from '../../src/errors.js';
 import { createTraceChannel } from '../../src/trace/channel.js';
 import { CHost, type CHostManyOptions, type CHostResult } from '../native/c-host.js';
+import { expectCleanSessions } from '../support/clean-sessions.js';
 import { collect, uniqueName, waitFor } from '../trace/helpers.js';
 
 let host: CHost;
@@ -93,15 +94,6 @@ async function pool(module: string, options: ThreadPoolHandlerOptions = {}): Pro
       ext.dispose();
     },
   };
-}
-
-/** Exactly one DONE per request, and no host rule broken. */
-function expectCleanSessions(results: CHostResult[]): void {
-  for (const r of results) {
-    expect(r.timedOut).toBe(false);
-    expect(r.doneCount).toBe(1);
-    expect(r.violations).toEqual({ useAfterDone: 0, asyncOverlap: 0, headersTwice: 0, doneTwice: 0 });
-  }
 }
 
 const threadOf = (r: CHostResult): string | undefined => /X-Thread: (\d+)/.exec(r.headerBlock ?? '')?.[1];

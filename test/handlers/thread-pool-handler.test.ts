@@ -9,6 +9,7 @@ import { RequestModel, type RequestDescription } from '../../src/ecb/request-mod
 import { createExtension, type IsapiExtension } from '../../src/handlers/create-extension.js';
 import { ThreadPoolHandler, type ThreadPoolHandlerOptions } from '../../src/handlers/thread-pool-handler.js';
 import { CHost, type CHostResult } from '../native/c-host.js';
+import { expectCleanSessions } from '../support/clean-sessions.js';
 
 const APP = join(__dirname, '../fixtures/apps/pool-app.mjs');
 
@@ -44,15 +45,6 @@ async function pool(options: ThreadPoolHandlerOptions = {}, module = APP): Promi
       ext.dispose();
     },
   };
-}
-
-/** Exactly one DONE per request, and no host rule broken (use-after-done, overlapping async I/O, ...). */
-function expectCleanSessions(results: CHostResult[]): void {
-  for (const r of results) {
-    expect(r.timedOut).toBe(false);
-    expect(r.doneCount).toBe(1);
-    expect(r.violations).toEqual({ useAfterDone: 0, asyncOverlap: 0, headersTwice: 0, doneTwice: 0 });
-  }
 }
 
 test('requests run on the worker threads, byte-exact, from 8 host threads', async () => {

@@ -11,8 +11,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import http, { IncomingMessage, ServerResponse, type RequestListener } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Duplex, PassThrough, Readable, Writable, pipeline } from 'node:stream';
-import { EventEmitter } from 'node:events';
+import { Duplex, PassThrough, Readable, pipeline } from 'node:stream';
 import express from 'express';
 import express4 from 'express4';
 import Koa from 'koa';
@@ -25,6 +24,7 @@ import { MockEcb } from '../../src/ecb/mock-ecb.js';
 import type { RequestDescription } from '../../src/ecb/request-model.js';
 import { createExtension } from '../../src/handlers/create-extension.js';
 import { SimpleHandler } from '../../src/handlers/simple-handler.js';
+import { prototypeChanges, prototypeFingerprint, watchedPrototypes } from '../support/prototypes.js';
 import { AppRunner, FORMS, settle, type App, type FormName, type Ran } from '../support/run-app.js';
 
 // ── helpers ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -149,44 +149,10 @@ function rawLoopback(port: number, request: string): Promise<Buffer> {
   });
 }
 
-/** A comparable fingerprint of a prototype: its parent and the identity of every own property's value/get/set. */
-function prototypeFingerprint(proto: object): Map<PropertyKey, unknown> {
-  const out = new Map<PropertyKey, unknown>();
-  out.set('[[Prototype]]', Object.getPrototypeOf(proto));
-  for (const key of Reflect.ownKeys(proto)) {
-    const d = Object.getOwnPropertyDescriptor(proto, key) as PropertyDescriptor;
-    out.set(key, 'value' in d ? d.value : [d.get, d.set]);
-  }
-  return out;
-}
-
-/** Keys whose value, getter or setter changed (by identity), were added or were removed. */
-function prototypeChanges(before: Map<PropertyKey, unknown>, after: Map<PropertyKey, unknown>): string[] {
-  const changed: string[] = [];
-  const same = (a: unknown, b: unknown): boolean =>
-    Array.isArray(a) && Array.isArray(b) ? Object.is(a[0], b[0]) && Object.is(a[1], b[1]) : Object.is(a, b);
-  for (const [key, value] of after) if (!before.has(key) || !same(before.get(key), value)) changed.push(String(key));
-  for (const key of before.keys()) if (!after.has(key)) changed.push(`-${String(key)}`);
-  return changed;
-}
-
 // ── P1 ──────────────────────────────────────────────────────────────────────────────────────────────────
 
 describe('P1: mutating framework prototypes has global side effects', () => {
-  const watched = (): [string, object][] => [
-    ['http.IncomingMessage.prototype', http.IncomingMessage.prototype],
-    ['http.ServerResponse.prototype', http.ServerResponse.prototype],
-    ['http.OutgoingMessage.prototype', http.OutgoingMessage.prototype],
-    ['net.Socket.prototype', net.Socket.prototype],
-    ['stream.Duplex.prototype', Duplex.prototype],
-    ['stream.Readable.prototype', Readable.prototype],
-    ['stream.Writable.prototype', Writable.prototype],
-    ['EventEmitter.prototype', EventEmitter.prototype],
-    ['express.request', express.request],
-    ['express.response', express.response],
-    ['express4.request', express4.request],
-    ['express4.response', express4.response],
-  ];
+  const watched = watchedPrototypes;
 
   function expressApp(factory: typeof express, tag: string): ReturnType<typeof express> {
     const app = factory();
